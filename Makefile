@@ -1,0 +1,30 @@
+# The two commands of the README:  make tutorial  |  make test
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.aliqa-installed
+export MPLBACKEND ?= Agg
+
+.PHONY: setup tutorial test smoke bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+tutorial: $(STAMP)  ## run every numbered notebook on the embedded dataset into outputs/
+	$(PY) -m aliqa_lib tutorial --out outputs
+
+smoke: $(STAMP)  ## the same, small and fast
+	$(PY) -m aliqa_lib tutorial --smoke --out outputs/smoke
+
+test: $(STAMP)  ## unit tests plus papermill smoke runs of every notebook
+	$(PY) -m pytest
+
+bench: $(STAMP)  ## speed and memory benchmarks (printed, never asserted)
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf outputs data/cache

@@ -1,0 +1,41 @@
+"""Every numbered notebook: committed clean, parameterised, and runs headless in smoke mode."""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+import aliqa_lib as al
+from aliqa_lib.notebooks import list_notebooks, run_notebook
+
+NOTEBOOKS = list_notebooks()
+
+
+def test_there_are_notebooks():
+    assert [nb.name[:2] for nb in NOTEBOOKS][:1] == ["01"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_clean_and_parameterised(path):
+    nb = nbformat.read(path, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    assert nb.cells.index(tagged[0]) <= 2, "the parameters cell sits near the top"
+    for name in ("SMOKE", "SEED", "OUT_DIR"):
+        assert f"\n{name} =" in "\n" + tagged[0].source, f"parameters cell lacks {name}"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, "commit notebooks without outputs"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert "what we learned" in nb.cells[-1].source.lower()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_smoke_mode(path, smoke_store, tmp_path):
+    executed = run_notebook(path, tmp_path, {"SMOKE": True, "SEED": 3, "STORE": str(smoke_store)})
+    results = al.read_results(tmp_path / path.stem)
+    assert results["seed"] == 3 and results["smoke"] is True      # injected values reach the JSON
+    nb = nbformat.read(executed, as_version=4)
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert json.loads((tmp_path / path.stem / "results.json").read_text()) == results
