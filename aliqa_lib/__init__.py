@@ -5,6 +5,7 @@ Submodules load on first use (`al.store`, `al.synthetic`, ...), so `import aliqa
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 from .results import read_results, record
@@ -12,11 +13,8 @@ from .results import read_results, record
 __version__ = "0.1.0"
 __all__ = ["record", "read_results", "prepare"]
 
-_SUBMODULES = {"cli", "datasets", "distortions", "notebooks", "paths", "prepare", "pseudo_mos",
-               "results", "store", "synthetic", "plots", "describe"}
-
-
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
+    """Load submodules on first use: `al.store`, `al.metrics`, ..."""
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'aliqa_lib' has no attribute {name!r}")
