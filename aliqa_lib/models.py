@@ -11,7 +11,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import h5py
 import numpy as np
@@ -116,29 +116,19 @@ class QualityFeatures(nn.Module):
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; choose from {POOLINGS}")
         self.backbone, self.pooling = backbone, pooling
-        self._maps: list[torch.Tensor] = []
-        if pooling == "stages":
-            names = [info["module"] for info in backbone.feature_info]
-            modules = dict(backbone.named_modules())
-            for name in names:
-                modules[name].register_forward_hook(lambda _m, _i, out: self._maps.append(out))
+        modules = dict(backbone.named_modules())
+        self._stages = [modules[info["module"]] for info in backbone.feature_info] if pooling == "stages" else []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._maps.clear()
-        final = self.backbone(x)
-        if self.pooling == "final":
-            return final
-        stats = [torch.cat([m.mean(dim=(2, 3)), m.std(dim=(2, 3))], dim=1) for m in self._maps]
-        self._maps.clear()
+        maps: list[torch.Tensor] = []
+        handles = [m.register_forward_hook(lambda _m, _i, out: maps.append(out)) for m in self._stages]
+        try:
+            final = self.backbone(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        stats = [torch.cat([m.mean(dim=(2, 3)), m.std(dim=(2, 3), correction=0)], dim=1) for m in maps]
         return torch.cat(stats + [final], dim=1)
-
-
-def _cache_key(store: Path, backbone: str, weights_id: str, view: str, pooling: str, crop: int, seed: int) -> str:
-    """A key that changes whenever the store file, backbone, weights, view or pooling change."""
-    stat = store.stat()
-    spec = dict(store=[stat.st_size, stat.st_mtime_ns], backbone=backbone, weights=weights_id, view=view,
-                pooling=pooling, crop=crop, seed=seed)
-    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _parse_view(view: str) -> int:
@@ -165,31 +155,43 @@ def extract_features(store_path: str | os.PathLike, backbone: str | nn.Module = 
     Cached in <store>.features.h5 under a key of store file, backbone, weights, view and pooling;
     a later call with the same key reads the cache instead of running the network.
     """
+    model = load_backbone(backbone, weights) if isinstance(backbone, str) else backbone
+    name = backbone if isinstance(backbone, str) else type(backbone).__name__
+    spec = dict(backbone=name, weights=getattr(model, "weights_id", os.fspath(weights)), pooling=pooling)
+    return cached_features(store_path, lambda: QualityFeatures(model, pooling), spec, IMAGENET_MEAN, IMAGENET_STD,
+                           view=view, batch_size=batch_size, num_workers=num_workers, device=device, crop=crop,
+                           seed=seed, progress=progress)
+
+
+def cached_features(store_path: str | os.PathLike, make_encoder: Callable[[], nn.Module], spec: dict,
+                    mean: Sequence[float], std: Sequence[float], view: str = "center", batch_size: int = 64,
+                    num_workers: int = 0, device: str = "cpu", crop: int = 224, seed: int = 0,
+                    progress: bool = True) -> np.ndarray:
+    """Run `make_encoder()` over a store's images (normalised with mean/std), cached under `spec` + view."""
     store_path = Path(store_path)
     validate_store(store_path)
     k = _parse_view(view)
-    model = load_backbone(backbone, weights) if isinstance(backbone, str) else backbone
-    name = backbone if isinstance(backbone, str) else type(backbone).__name__
-    weights_id = getattr(model, "weights_id", os.fspath(weights))
-    key = _cache_key(store_path, name, weights_id, view, pooling, crop, seed)
+    stat = store_path.stat()
+    full_spec = dict(spec, store=[stat.st_size, stat.st_mtime_ns], view=view, crop=crop, seed=seed,
+                     mean=list(mean), std=list(std))
+    key = hashlib.sha1(json.dumps(full_spec, sort_keys=True).encode()).hexdigest()[:16]
     cache = cache_path(store_path)
     if cache.exists():
         with h5py.File(cache, "r") as fh:
             if key in fh:
                 return fh[key][:]
-    extractor = QualityFeatures(model, pooling).to(device).eval().to(memory_format=torch.channels_last)
-    feats = _run(extractor, store_path, k, batch_size, num_workers,
-                 device, crop, seed, progress, f"{name} features ({view})")
-    _write_cache(cache, key, feats, dict(backbone=name, weights=weights_id, view=view, pooling=pooling,
-                                         crop=crop, seed=seed, store=str(store_path)))
+    encoder = make_encoder().to(device).eval().to(memory_format=torch.channels_last)
+    feats = _run(encoder, store_path, k, batch_size, num_workers, device, crop, seed, mean, std, progress,
+                 f"{spec.get('backbone', 'encoder')} features ({view})")
+    _write_cache(cache, key, feats, {a: json.dumps(v) if isinstance(v, (list, dict)) else v for a, v in full_spec.items()})
     return feats
 
 
 @torch.inference_mode()
 def _run(model: nn.Module, store: Path, k: int, batch_size: int, num_workers: int, device: str, crop: int,
-         seed: int, progress: bool, desc: str) -> np.ndarray:
+         seed: int, mean: Sequence[float], std: Sequence[float], progress: bool, desc: str) -> np.ndarray:
     """Batched inference over a store for the centre view (k=0) or k augmented views."""
-    ds = StoreDataset(store, train=k > 0, crop=crop, mean=IMAGENET_MEAN, std=IMAGENET_STD, seed=seed)
+    ds = StoreDataset(store, train=k > 0, crop=crop, mean=mean, std=std, seed=seed)
     views = []
     for epoch in range(max(k, 1)):
         ds.set_epoch(epoch)

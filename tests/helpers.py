@@ -1,0 +1,27 @@
+"""Small builders shared by tests."""
+from __future__ import annotations
+
+import numpy as np
+
+from aliqa_lib.store import StoreWriter
+
+
+def tiny_store(path, n: int = 8, size: int = 40, seed: int = 0, groups: bool = True):
+    """A random store of n images whose score is their mean brightness; returns (images, mos01)."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
+    mos01 = images.mean(axis=(1, 2, 3)) / 255
+    with StoreWriter(path, n=n, size=size, dataset="tiny", score_range=(0, 1)) as w:
+        w.write_images(0, images)
+        w.set_labels(mos=mos01, mos01=mos01, names=[f"{i}.png" for i in range(n)],
+                     ref=np.arange(n) // 2 if groups else None)
+    return images, mos01.astype(np.float32)
+
+
+def linear_features(n: int = 300, dim: int = 16, noise: float = 0.05, seed: int = 0):
+    """Features whose first direction carries a [0, 1] score; returns (features, scores)."""
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(0, 1, n).astype(np.float32)
+    x = rng.normal(0, 1, (n, dim)).astype(np.float32)
+    x[:, 0] = y * 3 + rng.normal(0, noise, n)
+    return x, y

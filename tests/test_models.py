@@ -1,0 +1,169 @@
+"""Backbones, quality-aware features, the feature cache, heads, training, checkpoints, fine-tuning."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from aliqa_lib import checkpoints, finetune, heads, models, training
+from aliqa_lib.datasets import IMAGENET_MEAN, IMAGENET_STD
+from helpers import linear_features, tiny_store
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return models.load_backbone("efficientnet_lite0", "bundled")
+
+
+def test_bundled_backbone_recognises_espresso():
+    import skimage.data
+    model = models.load_backbone("efficientnet_lite0", "bundled", num_classes=1000)
+    img = Image.fromarray(skimage.data.coffee())
+    img = img.resize((round(img.width * 256 / img.height), 256), Image.BICUBIC)
+    left = (img.width - 224) // 2
+    x = torch.from_numpy(np.asarray(img.crop((left, 16, left + 224, 240)), np.float32) / 255).permute(2, 0, 1)
+    x = (x - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    with torch.inference_mode():
+        top5 = model(x[None]).topk(5).indices[0].tolist()
+    assert 967 in top5
+
+
+def test_backbone_weight_sources(lite0, tmp_path, capsys):
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        ref = lite0(x)
+    assert ref.shape == (2, 1280) and lite0.weights_id.startswith("bundled:")
+    renamed = {f"layer{i}": v for i, v in enumerate(lite0.state_dict().values())}   # other names, same order
+    torch.save(renamed, tmp_path / "w.pth")
+    from_file = models.load_backbone("efficientnet_lite0", tmp_path / "w.pth")
+    with torch.inference_mode():
+        torch.testing.assert_close(from_file(x), ref)
+    assert from_file.weights_id.startswith("file:w.pth:")
+    with pytest.warns(UserWarning, match="RANDOMLY INITIALISED"):
+        models.load_backbone("efficientnet_lite0", "random")
+    assert "RANDOMLY INITIALISED" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="bundled"):
+        models.load_backbone("efficientnet_lite0", tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match="only for efficientnet_lite0"):
+        models.load_backbone("resnet18", "bundled")
+
+
+def test_stage_statistics_features(lite0):
+    x = torch.randn(2, 3, 96, 96)
+    feats = models.QualityFeatures(lite0, "stages")
+    with torch.inference_mode():
+        out, final = feats(x), lite0(x)
+        first = lite0.blocks[0](lite0.bn1(lite0.conv_stem(x)))
+    assert out.shape == (2, 2 * (16 + 24 + 40 + 112 + 320) + 1280)
+    torch.testing.assert_close(out[:, -1280:], final)
+    torch.testing.assert_close(out[:, :16], first.mean(dim=(2, 3)))
+    torch.testing.assert_close(out[:, 16:32], first.std(dim=(2, 3), correction=0))
+    with torch.inference_mode():
+        torch.testing.assert_close(models.QualityFeatures(lite0, "final")(x), final)
+    with pytest.raises(ValueError, match="unknown pooling"):
+        models.QualityFeatures(lite0, "max")
+
+
+def test_feature_cache_is_reused_and_keyed(lite0, tmp_path, monkeypatch):
+    store = tmp_path / "s.h5"
+    tiny_store(store, n=6, size=40)
+    first = models.extract_features(store, lite0, "bundled", crop=32, pooling="final", progress=False)
+    assert first.shape == (6, 1280) and first.dtype == np.float32
+    assert models.cache_path(store).exists()
+    calls = []
+    real_run = models._run
+    monkeypatch.setattr(models, "_run", lambda *a, **k: calls.append(1) or real_run(*a, **k))
+    np.testing.assert_array_equal(models.extract_features(store, lite0, "bundled", crop=32, pooling="final", progress=False), first)
+    assert calls == []                                          # served from the cache
+    aug = models.extract_features(store, lite0, "bundled", view="aug2", crop=32, pooling="final", progress=False)
+    assert aug.shape == (2, 6, 1280) and calls == [1] and not np.allclose(aug[0], aug[1])
+    models.extract_features(store, lite0, "bundled", crop=32, pooling="stages", progress=False)
+    assert calls == [1, 1]                                      # another pooling is another entry
+    tiny_store(store, n=6, size=40, seed=1)                     # the dataset changed
+    changed = models.extract_features(store, lite0, "bundled", crop=32, pooling="final", progress=False)
+    assert calls == [1, 1, 1] and not np.allclose(changed, first)
+    with pytest.raises(ValueError, match="unknown view"):
+        models.extract_features(store, lite0, "bundled", view="sideways", crop=32)
+
+
+def test_soft_bce_and_combine_hand_computed():
+    p = torch.tensor([[0.8, 0.5, 0.2]])
+    y = torch.tensor([0.75])
+    expected = -sum(0.75 * np.log(q) + 0.25 * np.log(1 - q) for q in (0.8, 0.5, 0.2))
+    assert heads.soft_bce(p, y).item() == pytest.approx(expected, rel=1e-5)
+    assert heads.combine(p, "mean").item() == pytest.approx(0.5)
+    assert heads.combine(p, "high_low_quality").item() == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="unknown prediction"):
+        heads.combine(p, "median")
+
+
+def test_training_learns_is_deterministic_and_never_reads_test_labels():
+    x, y = linear_features(400)
+    test = np.arange(300, 400)
+    y_hidden = y.copy()
+    y_hidden[test] = np.nan                                     # test labels are not even available
+    train, val = training.split_budget(np.arange(300), 0.2, seed=0)
+    assert len(np.intersect1d(train, val)) == 0 and len(val) == 60
+    cfg = training.TrainConfig(epochs=60, seed=1)
+    a = training.train_heads(x, y_hidden, train, val, cfg, progress=False)
+    b = training.train_heads(x, y_hidden, train, val, cfg, progress=False)
+    assert a.history == b.history
+    pred = training.predict(a.model, x[test])
+    np.testing.assert_array_equal(pred, training.predict(b.model, x[test]))
+    from scipy.stats import spearmanr
+    assert spearmanr(pred, y[test])[0] > 0.9
+    assert a.best_val_srcc == max(h["val_srcc"] for h in a.history)
+    y_bad = y.copy()
+    y_bad[train[0]] = np.nan
+    with pytest.raises(ValueError, match="NaN scores"):
+        training.train_heads(x, y_bad, train, val, cfg, progress=False)
+    with pytest.raises(ValueError, match="overlap"):
+        training.train_heads(x, y, train, train[:5], cfg, progress=False)
+
+
+def test_plateau_schedule_drops_lr_and_stops():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(120, 8)).astype(np.float32), rng.uniform(size=120).astype(np.float32)  # nothing to learn
+    cfg = training.TrainConfig(epochs=500, patience=3, lr=1e-3, lr_factor=0.3, min_lr=5e-5, seed=0)
+    res = training.train_heads(x, y, np.arange(90), np.arange(90, 120), cfg, progress=False)
+    lrs = res.curves()["lr"]
+    assert sorted(set(lrs), reverse=True) == pytest.approx([1e-3, 3e-4, 9e-5])
+    assert len(lrs) < 500                                       # stopped once lr fell below min_lr
+
+
+def test_augmented_views_train(tmp_path):
+    x, y = linear_features(200)
+    views = np.stack([x + np.random.default_rng(k).normal(0, 0.01, x.shape).astype(np.float32) for k in range(3)])
+    with pytest.raises(ValueError, match="eval_features"):
+        training.train_heads(views, y, np.arange(150), np.arange(150, 200), progress=False)
+    res = training.train_heads(views, y, np.arange(150), np.arange(150, 200), training.TrainConfig(epochs=30),
+                               eval_features=x, progress=False)
+    assert res.best_val_srcc > 0.9
+
+
+def test_checkpoint_round_trip(tmp_path):
+    x, y = linear_features(200)
+    res = training.train_heads(x, y, np.arange(150), np.arange(150, 200), training.TrainConfig(epochs=10), progress=False)
+    path = checkpoints.save_checkpoint(tmp_path / "m.pt", res, backbone="efficientnet_lite0", weights="bundled:x",
+                                       selected=np.arange(200), budget=200, seeds={"split": 0})
+    model, payload = checkpoints.load_checkpoint(path)
+    np.testing.assert_array_equal(training.predict(model, x), training.predict(res.model, x))
+    assert payload["story"]["selected"] == list(range(200)) and payload["story"]["budget"] == 200
+    assert payload["history"] == res.history and payload["train_config"]["epochs"] == 10
+    with pytest.raises(FileNotFoundError):
+        checkpoints.load_checkpoint(tmp_path / "none.pt")
+
+
+def test_finetune_changes_only_the_last_blocks(lite0, tmp_path):
+    store = tmp_path / "s.h5"
+    tiny_store(store, n=12, size=40)
+    encoder = models.QualityFeatures(models.load_backbone("efficientnet_lite0", "bundled"), "final")
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    head = training.make_heads(1280, seed=0)
+    res = finetune.finetune(encoder, head, store, np.arange(8), np.arange(8, 12),
+                            training.TrainConfig(epochs=2, batch_size=4, lr=1e-3), n_blocks=1, crop=32, progress=False)
+    after = encoder.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("backbone.blocks.6", "backbone.conv_head", "backbone.bn2")) for k in changed)
+    assert len(res.history) == 2
