@@ -1,0 +1,191 @@
+"""Fusion and bands against hand-computed cases, the replay of the authors' selection, baselines,
+the offline committee and distribution matching."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aliqa_lib import baselines, distill, selection, votes
+from helpers import tiny_store
+
+RELEASE = Path(__file__).resolve().parents[1] / "data" / "authors_release"
+
+
+def hand_case(offset: int = 0):
+    """5 pool images: uncertainty u and content distance c as chosen below (see the comments)."""
+    n = 5 + offset
+    u = np.zeros(n)
+    u[offset:] = [0.05, 0.25, 0.15, 0.2, 0.1]
+    v = np.stack([np.full(n, 0.1), 0.1 + 2 * u], axis=1)[None]       # std of two votes = u
+    c = np.zeros(n)
+    c[offset:] = [5, 1, 4, 2, 3]
+    d = np.repeat(c[None, None], 3, axis=0)                            # 3 identical repeats, 1 distilled image
+    return v, d, np.arange(offset, n)
+
+
+def test_uncertainty_and_content_hand_computed():
+    v, d, _ = hand_case()
+    np.testing.assert_allclose(selection.uncertainty(v), [0.05, 0.25, 0.15, 0.2, 0.1])
+    np.testing.assert_allclose(selection.content_distance(d), 3 * np.array([5, 1, 4, 2, 3]))
+    # trimmed aggregation: of 5 repeats keep the 3 closest to their mean (here drop 0 and 10)
+    rep = np.array([0.0, 4.0, 5.0, 6.0, 10.0]).reshape(5, 1, 1)
+    assert selection.content_distance(rep)[0] == pytest.approx(15.0)
+    with pytest.raises(ValueError, match="attributes, images, templates"):
+        selection.uncertainty(np.zeros((3, 4)))
+
+
+def test_fusion_round_hand_computed():
+    v, d, pool = hand_case()
+    # r_c = [5,1,4,2,3]; r_u = [1,5,3,4,2]; band (start int(5*0.4)=2, 2 images) = images 2, 4 -> r_u 0, -1
+    det = selection.fusion_round(v, d, pool, num=2, wt=0.01, band_start=0.4)
+    np.testing.assert_array_equal(det.r_c, [5, 1, 4, 2, 3])
+    np.testing.assert_array_equal(det.r_u, [1, 5, 0, 4, -1])
+    np.testing.assert_allclose(det.score, [1.05, 5.01, 0.04, 4.02, -0.97])
+    np.testing.assert_array_equal(det.selected, [4, 2])
+    assert det.from_band == 2
+    # wt = 2: f = [11, 7, 8, 8, 5] -> images 4 and 1
+    np.testing.assert_array_equal(selection.al_iqa_round(v, d, pool, 2, 2.0, 0.4), [4, 1])
+    # wt = 1, three images, band from the top: band = images 1, 3, 2 -> r_u = [1, 0, -2, -1, 2];
+    # f = [6, 1, 2, 1, 5]: the tie at 1 goes to the lower pool index
+    np.testing.assert_array_equal(selection.al_iqa_round(v, d, pool, 3, 1.0, 0.0), [1, 3, 2])
+
+
+def test_fusion_returns_pool_values_and_ignores_pool_order():
+    v, d, pool = hand_case(offset=10)
+    np.testing.assert_array_equal(selection.al_iqa_round(v, d, pool[::-1], 2, 0.01, 0.4), [14, 12])
+
+
+def test_fusion_rejects_bad_requests():
+    v, d, pool = hand_case()
+    with pytest.raises(ValueError, match="cannot select 6 images from a pool of 5"):
+        selection.al_iqa_round(v, d, pool, 6, 0.01, 0.0)
+    with pytest.raises(ValueError, match="whole number"):
+        selection.al_iqa_round(v, d, pool, 2.5, 0.01, 0.0)
+    with pytest.raises(ValueError, match="band_start"):
+        selection.al_iqa_round(v, d, pool, 2, 0.01, 1.5)
+
+
+def test_band_is_clipped_to_the_pool_in_clean_mode():
+    v, d, pool = hand_case()
+    det = selection.fusion_round(v, d, pool, num=2, wt=0.0, band_start=0.99)
+    # start int(5*0.99)=4 would leave a 1-image band; clean mode slides it back to the last 2
+    np.testing.assert_array_equal(np.sort(det.band), [0, 4])
+
+
+def test_round_sizes_sum_to_the_budget():
+    cfg = selection.ALIQAConfig()
+    assert cfg.round_sizes(291) == [58, 117, 116]          # shares 58.2, 116.4, 116.4; the spare image to the largest remainder
+    assert cfg.round_sizes(5) == [1, 2, 2] and sum(cfg.round_sizes(101)) == 101
+
+
+def test_multi_round_loop_asks_for_new_votes_each_round():
+    rng = np.random.default_rng(0)
+    n = 200
+    d = rng.random((5, 10, n))
+    calls = []
+
+    def votes_for_round(r, selected):
+        calls.append((r, len(selected)))
+        return rng.random((6 if r == 0 else 1, n, 3))
+
+    rounds = selection.al_iqa(votes_for_round, d, np.arange(n), 50)
+    assert [len(r) for r in rounds] == [10, 20, 20] and calls == [(0, 0), (1, 10), (2, 30)]
+    assert len(np.unique(np.concatenate(rounds))) == 50
+    with pytest.raises(ValueError, match="budget 201"):
+        selection.al_iqa(votes_for_round, d, np.arange(n), 201)
+
+
+def test_replay_of_the_authors_livew_selection():
+    rounds = selection.replay_authors_livew(RELEASE)
+    assert [len(r) for r in rounds] == [59, 116, 116]                 # their off-by-one in round 1
+    assert len(np.unique(np.concatenate(rounds))) == 291
+    assert all(r.min() >= 0 and r.max() < 1169 for r in rounds)
+    details = selection.replay_details(RELEASE)
+    assert [d.from_band for d in details] == [58, 115, 115]           # METHOD.md: the band dominates
+    clean = selection.replay_authors_livew(RELEASE, faithful=False)
+    assert [len(r) for r in clean] == [58, 116, 116]
+    assert set(clean[0]) < set(rounds[0])
+    with pytest.raises(FileNotFoundError, match="authors' release"):
+        selection.replay_authors_livew(RELEASE / "nope")
+
+
+@pytest.mark.parametrize("name", selection.SELECTORS)
+def test_every_selector_by_name(name):
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(300, 16)).astype(np.float32)
+    extra = dict(votes=rng.random((6, 300, 3)), distances=rng.random((5, 8, 300)))
+    labelled = np.arange(0, 300, 10)
+    a = selection.select(name, feats, 40, seed=1, labelled=labelled, **extra)
+    b = selection.select(name, feats, 40, seed=1, labelled=labelled, **extra)
+    assert len(a) == 40 and len(np.unique(a)) == 40 and not np.isin(a, labelled).any()
+    np.testing.assert_array_equal(a, b)                               # deterministic per seed
+    assert selection.select(name, feats, 270, seed=0, labelled=labelled, **extra).size == 270
+
+
+def test_select_rejects_bad_input():
+    feats = np.zeros((10, 2), np.float32)
+    for budget in (0, 11, -1):
+        with pytest.raises(ValueError, match="valid selectors: random"):
+            selection.select("random", feats, budget)
+    with pytest.raises(ValueError, match="unknown selector 'oracle'; choose from random"):
+        selection.select("oracle", feats, 3)
+    with pytest.raises(ValueError, match="needs votes"):
+        selection.select("uncertainty", feats, 3)
+
+
+def test_kcenter_and_gsx_are_farthest_first():
+    pts = np.array([[0, 0], [1, 0], [10, 0], [0, 9], [5, 5]], np.float32)
+    # GSx starts nearest the centroid (3.2, 2.8) = point 4, then the farthest from it, and so on
+    np.testing.assert_array_equal(baselines.gsx(pts, 3, 0, np.array([], np.int64)), [4, 0, 2])
+    np.testing.assert_array_equal(baselines.kcenter(pts, 2, 0, np.array([0])), [2, 3])
+    from scipy.spatial.distance import cdist
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 5)).astype(np.float32)
+    picks = baselines.kcenter(x, 10, 0, np.array([], np.int64))
+    for k in range(1, 10):                                             # each pick maximises the min distance
+        mind = cdist(x, x[picks[:k]]).min(1)
+        assert mind[picks[k]] == pytest.approx(mind.max(), rel=1e-4)
+
+
+def test_typiclust_and_probcover_spread_over_clusters():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 20, size=(5, 4))
+    x = np.concatenate([c + rng.normal(size=(60, 4)) for c in centers]).astype(np.float32)
+    for fn in (baselines.typiclust, baselines.probcover):
+        picks = fn(x, 5, 0, np.array([], np.int64))
+        assert len(set(picks // 60)) == 5, fn.__name__                # one per cluster
+
+
+def test_committee_votes_answer_the_questions():
+    rng = np.random.default_rng(0)
+    base = (rng.random((1, 64, 64, 3)) * 80 + 90).astype(np.uint8)
+    from scipy.ndimage import gaussian_filter
+    smooth = gaussian_filter(base.astype(float), (0, 2, 2, 0))
+    images = np.concatenate([smooth, smooth + 60, smooth - 60, smooth + rng.normal(0, 25, smooth.shape),
+                             (smooth - smooth.mean()) * 0.2 + smooth.mean()]).clip(0, 255).astype(np.uint8)
+    m = votes.committee_measurements(images)
+    assert m.shape == (6, 5, 3)
+    assert (m[0, 1] > m[0, 0]).all() and (m[0, 2] < m[0, 0]).all()     # brighter / darker
+    assert (m[4, 3] > m[4, 0]).all()                                   # noisier
+    assert (m[2, 4] < m[2, 0]).all()                                   # less contrast
+    v = votes.committee_votes(m)
+    assert v.shape == (6, 5, 3) and v.min() >= 0 and v.max() <= 1
+    assert votes.head_votes(np.zeros((7, 3))).shape == (1, 7, 3)
+
+
+def test_distribution_matching_reduces_the_gap_and_measures_distances(tmp_path):
+    store = tmp_path / "s.h5"
+    tiny_store(store, n=40, size=32)
+    cfg = distill.DistillConfig(n_images=4, resolution=16, iterations=40, batch_real=32, width=8, repeats=2,
+                                distance_nets=2)
+    result = distill.distill_store(store, np.arange(30), cfg, seed=0, progress=False)
+    assert result.distances.shape == (2, 4, 40) and (result.distances >= 0).all()
+    assert np.mean(result.losses[0][-5:]) < np.mean(result.losses[0][:5])
+    assert result.pictures(0).shape == (4, 16, 16, 3) and result.pictures(0).dtype == np.uint8
+    again = distill.distill_store(store, np.arange(30), cfg, seed=0, progress=False)
+    np.testing.assert_allclose(again.distances, result.distances)      # seeded
+    with pytest.raises(ValueError, match="cannot distil"):
+        distill.distill(torch.zeros(3, 3, 16, 16), cfg)
