@@ -64,8 +64,10 @@ def gsx(features, budget, seed, labelled):
     pool = np.setdiff1d(np.arange(len(features)), labelled)
     if len(labelled):
         return greedy_farthest(features, budget, None, labelled)
-    x = np.asarray(features, dtype=np.float64)[pool]
-    first = int(pool[np.argmin(((x - x.mean(0)) ** 2).sum(1))])
+    x, sq = _as_tensor(features)
+    p = torch.from_numpy(pool)
+    centroid = x[p].mean(dim=0)
+    first = int(pool[int(torch.argmin(sq[p] - 2 * x[p] @ centroid))])
     return greedy_farthest(features, budget, first, labelled)
 
 
@@ -100,15 +102,16 @@ def typiclust(features, budget, seed, labelled, max_clusters: int = 500, k: int 
     taken[labelled] = True
     counts = np.bincount(cluster[labelled], minlength=n_clusters) if len(labelled) else np.zeros(n_clusters, int)
     sizes = np.array([len(m) for m in members])
+    queues = [m[~taken[m]][np.argsort(-typicality[m[~taken[m]]], kind="stable")] for m in members]
+    left = np.array([len(q) for q in queues])
+    head = np.zeros(n_clusters, dtype=int)
     picks = []
     for _ in range(budget):
-        free = np.array([(~taken[m]).any() for m in members])
-        key = np.where(free, counts * (n + 1) - sizes, np.iinfo(np.int64).max)
+        key = np.where(left > 0, counts * (n + 1) - sizes, np.iinfo(np.int64).max)
         c = int(np.argmin(key))
-        idx = members[c][~taken[members[c]]]
-        best = int(idx[np.argmax(typicality[idx])])
-        picks.append(best)
-        taken[best] = True
+        picks.append(int(queues[c][head[c]]))
+        head[c] += 1
+        left[c] -= 1
         counts[c] += 1
     return np.asarray(picks, dtype=np.int64)
 

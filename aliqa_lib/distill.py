@@ -9,8 +9,9 @@ listed in DistillConfig and are all parameters.
 """
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import h5py
 import numpy as np
@@ -113,6 +114,17 @@ class Distillation:
         std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         x = (self.images[repeat] * std + mean).clamp(0, 1)
         return (x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+
+
+def cached_distances(store_path: str | os.PathLike, pool: np.ndarray, config: DistillConfig = DistillConfig(),
+                     seed: int = 0, progress: bool = True) -> np.ndarray:
+    """Distances (repeats, M, N) of distill_store, cached beside the store (keyed by pool, config, seed)."""
+    from .models import cached_array
+
+    pool = np.asarray(pool, dtype=np.int64)
+    spec = dict(kind="dm_distances", config=asdict(config), seed=seed,
+                pool=hashlib.sha1(pool.tobytes()).hexdigest())
+    return cached_array(store_path, spec, lambda: distill_store(store_path, pool, config, seed, progress).distances)
 
 
 def distill_store(store_path: str | os.PathLike, pool: np.ndarray, config: DistillConfig = DistillConfig(),

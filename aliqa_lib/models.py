@@ -168,23 +168,33 @@ def cached_features(store_path: str | os.PathLike, make_encoder: Callable[[], nn
                     num_workers: int = 0, device: str = "cpu", crop: int = 224, seed: int = 0,
                     progress: bool = True) -> np.ndarray:
     """Run `make_encoder()` over a store's images (normalised with mean/std), cached under `spec` + view."""
+    k = _parse_view(view)
+
+    def compute() -> np.ndarray:
+        encoder = make_encoder().to(device).eval().to(memory_format=torch.channels_last)
+        return _run(encoder, Path(store_path), k, batch_size, num_workers, device, crop, seed, mean, std, progress,
+                    f"{spec.get('backbone', 'encoder')} features ({view})")
+
+    return cached_array(store_path, dict(spec, view=view, crop=crop, seed=seed, mean=list(mean), std=list(std)), compute)
+
+
+def cached_array(store_path: str | os.PathLike, spec: dict, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """An array derived from a store, kept in <store>.features.h5 under a hash of `spec` and the store
+    file's size and modification time; computed (and stored) only when missing."""
     store_path = Path(store_path)
     validate_store(store_path)
-    k = _parse_view(view)
     stat = store_path.stat()
-    full_spec = dict(spec, store=[stat.st_size, stat.st_mtime_ns], view=view, crop=crop, seed=seed,
-                     mean=list(mean), std=list(std))
-    key = hashlib.sha1(json.dumps(full_spec, sort_keys=True).encode()).hexdigest()[:16]
+    full_spec = dict(spec, store=[stat.st_size, stat.st_mtime_ns])
+    key = hashlib.sha1(json.dumps(full_spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
     cache = cache_path(store_path)
     if cache.exists():
         with h5py.File(cache, "r") as fh:
             if key in fh:
                 return fh[key][:]
-    encoder = make_encoder().to(device).eval().to(memory_format=torch.channels_last)
-    feats = _run(encoder, store_path, k, batch_size, num_workers, device, crop, seed, mean, std, progress,
-                 f"{spec.get('backbone', 'encoder')} features ({view})")
-    _write_cache(cache, key, feats, {a: json.dumps(v) if isinstance(v, (list, dict)) else v for a, v in full_spec.items()})
-    return feats
+    values = np.asarray(compute())
+    _write_cache(cache, key, values, {a: json.dumps(v, default=str) if isinstance(v, (list, dict)) else v
+                                      for a, v in full_spec.items()})
+    return values
 
 
 @torch.inference_mode()
@@ -196,8 +206,8 @@ def _run(model: nn.Module, store: Path, k: int, batch_size: int, num_workers: in
     for epoch in range(max(k, 1)):
         ds.set_epoch(epoch)
         loader = DataLoader(ds, batch_size=batch_size, num_workers=num_workers)
-        out = [model(x.to(device, memory_format=torch.channels_last)).float().cpu() for x, _ in tqdm(loader, desc=f"{desc} {epoch + 1}/{max(k, 1)}",
-                                                                    disable=not progress)]
+        batches = tqdm(loader, desc=f"{desc} {epoch + 1}/{max(k, 1)}", disable=not progress)
+        out = [model(x.to(device, memory_format=torch.channels_last)).float().cpu() for x, _ in batches]
         views.append(torch.cat(out).numpy())
     return views[0] if k == 0 else np.stack(views)
 
@@ -208,7 +218,7 @@ def _write_cache(cache: Path, key: str, feats: np.ndarray, attrs: dict) -> None:
     if cache.exists():
         tmp.write_bytes(cache.read_bytes())
     with h5py.File(tmp, "a") as fh:
-        fh.create_dataset(key, data=feats.astype(np.float32))
+        fh.create_dataset(key, data=feats)
         for a, v in attrs.items():
             fh[key].attrs[a] = v
     os.replace(tmp, cache)

@@ -95,12 +95,17 @@ def committee_votes(measurements: np.ndarray) -> np.ndarray:
 
 
 def offline_committee_votes(store_path: str | os.PathLike, batch_size: int = 64, progress: bool = True) -> np.ndarray:
-    """Committee votes (6, N, 3) for every image of a store (centre 224 crop not needed: whole image)."""
-    with h5py.File(store_path, "r") as fh:
-        images = fh["images"]
-        parts = [committee_measurements(images[i:i + batch_size].transpose(0, 2, 3, 1))
-                 for i in tqdm(range(0, len(images), batch_size), desc="committee votes", disable=not progress)]
-    return committee_votes(np.concatenate(parts, axis=1))
+    """Committee votes (6, N, 3) for every whole image of a store; measurements cached beside it."""
+    from .models import cached_array
+
+    def measure() -> np.ndarray:
+        with h5py.File(store_path, "r") as fh:
+            images = fh["images"]
+            parts = [committee_measurements(images[i:i + batch_size].transpose(0, 2, 3, 1))
+                     for i in tqdm(range(0, len(images), batch_size), desc="committee votes", disable=not progress)]
+        return np.concatenate(parts, axis=1)
+
+    return committee_votes(cached_array(store_path, {"kind": "committee_measurements", "version": 1}, measure))
 
 
 def head_votes(head_probabilities: np.ndarray) -> np.ndarray:
