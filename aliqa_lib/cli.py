@@ -1,4 +1,4 @@
-"""Command line: `python -m aliqa_lib prepare|tutorial ...`."""
+"""Command line: `python -m aliqa_lib prepare|tutorial|sweep ...`."""
 from __future__ import annotations
 
 import argparse
@@ -29,6 +29,11 @@ def parser() -> argparse.ArgumentParser:
     tut.add_argument("--only", nargs="*", default=None, help="notebook number prefixes to run, e.g. 01 05")
     tut.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="notebook parameter (VALUE parsed as JSON when possible)")
+    sw = sub.add_parser("sweep", help="run a notebook over a parameter grid and collect results.csv")
+    sw.add_argument("notebook", help="notebook to execute")
+    sw.add_argument("--grid", required=True, help="JSON file: {parameter: [values, ...]} (the product is run)")
+    sw.add_argument("--out", required=True, help="output folder (results.csv, runs/)")
+    sw.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     return p
 
 
@@ -38,6 +43,23 @@ def _value(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    """Run a sweep from the command line; exit 1 if any grid point failed."""
+    from .sweep import run_sweep
+
+    try:
+        grid = json.loads(open(args.grid, encoding="utf-8").read())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read grid {args.grid}: {err}; expected JSON like {{\"SEED\": [0, 1]}}") from None
+    if not isinstance(grid, dict):
+        raise ValueError(f"grid {args.grid} must be a JSON object mapping parameter names to lists")
+    result = run_sweep(args.notebook, grid, args.out, workers=args.workers)
+    print(f"{len(result.table)} runs in {result.csv}")
+    for fail in result.failed:
+        print(f"FAILED {fail}", file=sys.stderr)
+    return 1 if result.failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.smoke:
                 params["SMOKE"] = True
             run_all(args.out, params, only=args.only)
+        elif args.command == "sweep":
+            return _sweep(args)
     except (StoreError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -117,13 +117,16 @@ class Distillation:
 
 
 def cached_distances(store_path: str | os.PathLike, pool: np.ndarray, config: DistillConfig = DistillConfig(),
-                     seed: int = 0, progress: bool = True) -> np.ndarray:
-    """Distances (repeats, M, N) of distill_store, cached beside the store (keyed by pool, config, seed)."""
+                     seed: int = 0, progress: bool = True, result: "Distillation | None" = None) -> np.ndarray:
+    """Distances (repeats, M, N) of distill_store, cached beside the store (keyed by pool, config, seed).
+    Pass the `result` of a distill_store call with the same settings to store it instead of recomputing."""
     from .models import cached_array
 
     pool = np.asarray(pool, dtype=np.int64)
     spec = dict(kind="dm_distances", config=asdict(config), seed=seed,
                 pool=hashlib.sha1(pool.tobytes()).hexdigest())
+    if result is not None:
+        return cached_array(store_path, spec, lambda: result.distances)
     return cached_array(store_path, spec, lambda: distill_store(store_path, pool, config, seed, progress).distances)
 
 

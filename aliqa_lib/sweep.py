@@ -1,0 +1,110 @@
+"""Parameter sweeps over a notebook with papermill: every grid point a run, results in one table.
+
+Runs are independent: a grid point whose run folder already holds a finished results.json is
+skipped; a failing grid point is reported with its parameters and error while the others complete.
+Any concurrent.futures executor can run the grid (local processes by default; pass a Dask or Ray
+executor to use a cluster).
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import traceback
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .results import read_results
+
+DONE = "_sweep_done"
+
+
+@dataclass
+class SweepResult:
+    """The collected table and the failed grid points (parameters, error)."""
+
+    table: pd.DataFrame
+    failed: list[dict]
+    csv: Path
+
+
+def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """The Cartesian product of a {name: [values]} grid, as a list of parameter dicts."""
+    if not grid:
+        return [{}]
+    bad = [k for k, v in grid.items() if not isinstance(v, (list, tuple)) or not v]
+    if bad:
+        raise ValueError(f"grid values must be non-empty lists; fix {bad}")
+    names = list(grid)
+    return [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
+
+
+def run_name(params: Mapping[str, Any]) -> str:
+    """A stable folder name for a grid point."""
+    text = json.dumps(params, sort_keys=True, default=str)
+    short = "_".join(f"{k}-{v}" for k, v in sorted(params.items()))[:60].replace("/", "-").replace(" ", "")
+    return f"{short}_{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+def _execute(notebook: str, run_dir: str, params: dict) -> dict:
+    """Run one grid point (in a worker process); return its status."""
+    import papermill
+
+    run_dir_p = Path(run_dir)
+    run_dir_p.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(notebook, str(run_dir_p / Path(notebook).name), parameters={**params, "OUT_DIR": run_dir},
+                                   cwd=str(Path(notebook).parent), progress_bar=False, kernel_name="python3")
+    except Exception as err:  # papermill wraps the notebook's exception; keep its last line
+        message = str(err).strip().splitlines()
+        return dict(ok=False, params=params, error=message[-1] if message else repr(err),
+                    detail=traceback.format_exc(limit=2))
+    (run_dir_p / DONE).write_text(json.dumps(params, sort_keys=True, default=str))
+    return dict(ok=True, params=params)
+
+
+def _flatten(results: Mapping[str, Any]) -> dict[str, Any]:
+    """Scalars stay columns; nested values become JSON strings."""
+    return {k: v if v is None or isinstance(v, (bool, int, float, str)) else json.dumps(v) for k, v in results.items()}
+
+
+def run_sweep(notebook: str | os.PathLike, grid: Mapping[str, Sequence[Any]], out_dir: str | os.PathLike,
+              workers: int = 1, executor: Executor | None = None, progress: bool = True) -> SweepResult:
+    """Execute `notebook` for every grid point into out_dir/runs/<point>/ and write out_dir/results.csv
+    (one row per successful point: a column per parameter and per recorded key)."""
+    notebook, out_dir = Path(notebook).resolve(), Path(out_dir).resolve()
+    if not notebook.is_file():
+        raise FileNotFoundError(f"no notebook at {notebook}")
+    points = grid_points(grid)
+    runs = {run_name(p): p for p in points}
+    todo = {name: p for name, p in runs.items() if not (out_dir / "runs" / name / DONE).exists()}
+    failed = []
+    if todo:
+        own = executor is None
+        pool = executor or ProcessPoolExecutor(max_workers=max(1, workers))
+        try:
+            futures = [pool.submit(_execute, str(notebook), str(out_dir / "runs" / n), p) for n, p in todo.items()]
+            for fut in tqdm(as_completed(futures), total=len(futures), desc="sweep", disable=not progress):
+                status = fut.result()
+                if not status["ok"]:
+                    failed.append({**status["params"], "error": status["error"]})
+        finally:
+            if own:
+                pool.shutdown()
+    rows = [{**p, **_flatten(read_results(out_dir / "runs" / n))} for n, p in runs.items()
+            if (out_dir / "runs" / n / DONE).exists()]
+    table = pd.DataFrame(rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv = out_dir / "results.csv"
+    tmp = csv.with_name(".results.csv.tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, csv)
+    if failed:
+        pd.DataFrame(failed).to_csv(out_dir / "failed.csv", index=False)
+    return SweepResult(table=table, failed=failed, csv=csv)

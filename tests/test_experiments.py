@@ -1,0 +1,110 @@
+"""Honest splits, label-efficiency runs (resumable), summaries, cross-dataset scoring."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aliqa_lib import experiments, splits, training
+from aliqa_lib.store import read_labels
+from helpers import linear_features
+
+
+def test_holdout_split_keeps_groups_together():
+    groups = np.repeat(np.arange(20), 5)
+    pool, test = splits.holdout_split(100, 0.25, seed=0, groups=groups)
+    assert len(np.intersect1d(pool, test)) == 0 and len(pool) + len(test) == 100
+    assert not set(groups[pool]) & set(groups[test]) and len(set(groups[test])) == 5
+    again, _ = splits.holdout_split(100, 0.25, seed=0, groups=groups)
+    other, _ = splits.holdout_split(100, 0.25, seed=1, groups=groups)
+    np.testing.assert_array_equal(pool, again)
+    assert not np.array_equal(pool, other)
+    with pytest.raises(ValueError, match="test_fraction"):
+        splits.holdout_split(100, 1.5)
+    train, rest = splits.complement_split(6, [4, 1, 1])
+    np.testing.assert_array_equal(train, [1, 4])
+    np.testing.assert_array_equal(rest, [0, 2, 3, 5])
+
+
+def test_store_groups_split_by_source_photo(smoke_store):
+    labels = read_labels(smoke_store)
+    pool, test = splits.holdout_split(labels, 0.25, seed=0)
+    assert not set(labels.source[pool]) & set(labels.source[test])
+
+
+@pytest.fixture
+def inputs():
+    x, y = linear_features(300, noise=0.3)
+    rng = np.random.default_rng(0)
+    return experiments.Inputs(dataset="lin", mos01=y, groups=np.arange(300) // 3, features=x,
+                              votes=rng.random((6, 300, 3)), distances=lambda pool, seed: rng.random((3, 4, 300)))
+
+
+FAST = experiments.ExperimentConfig(selectors=("random", "kcenter"), budgets=(0.2,), seeds=(0, 1),
+                                    train=training.TrainConfig(epochs=15))
+
+
+def test_honest_run_never_trains_or_selects_on_test(inputs, monkeypatch):
+    seen = {}
+    real = training.train_heads
+
+    def spy(features, targets, train_idx, val_idx, *a, **k):
+        seen["train"], seen["val"] = train_idx, val_idx
+        return real(features, targets, train_idx, val_idx, *a, **k)
+
+    monkeypatch.setattr(training, "train_heads", spy)
+    row = experiments.run_one(inputs, "random", 0.2, 0, FAST)
+    pool, test = splits.holdout_split(300, 0.25, 0, groups=inputs.groups)
+    used = np.concatenate([seen["train"], seen["val"]])
+    assert np.isin(used, pool).all() and not np.isin(used, test).any()
+    assert row["n_test"] == len(test) and row["n_labelled"] == len(used) == round(0.2 * len(pool))
+    assert row["fit"] == "logistic4" and -1 <= row["srcc"] <= 1
+
+
+def test_authors_protocol_tests_on_the_complement(inputs):
+    cfg = experiments.ExperimentConfig(protocol="authors", train=training.TrainConfig(epochs=5))
+    row = experiments.run_one(inputs, "random", 0.2, 0, cfg)
+    assert row["n_labelled"] + row["n_test"] == 300
+    with pytest.raises(ValueError, match="unknown protocol"):
+        experiments.run_one(inputs, "random", 0.2, 0, experiments.ExperimentConfig(protocol="mine"))
+
+
+def test_experiment_is_resumable(inputs, tmp_path, monkeypatch):
+    csv = tmp_path / "r.csv"
+    first = experiments.run_experiment(inputs, FAST, csv, progress=False)
+    assert len(first) == 2 * 2 + 2                                     # selectors x seeds + ceilings
+    assert set(first.columns) >= {"dataset", "backbone", "selector", "budget", "seed", "srcc", "plcc", "fit",
+                                  "total_seconds"}
+    monkeypatch.setattr(experiments, "run_one", lambda *a, **k: pytest.fail("a finished run was recomputed"))
+    again = experiments.run_experiment(inputs, FAST, csv, progress=False)
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), pd.read_csv(csv))
+
+
+def test_al_iqa_and_ablations_run_in_experiments(inputs):
+    for name in ("al_iqa", "uncertainty", "content"):
+        row = experiments.run_one(inputs, name, 0.3, 0, FAST)
+        assert row["selector"] == name and row["n_labelled"] == round(0.3 * 225)
+
+
+def test_summary_hand_computed():
+    rows = []
+    for seed, (r, a, c) in enumerate([(0.5, 0.6, 0.8), (0.7, 0.9, 1.0)]):
+        rows += [dict(selector="random", budget=0.1, seed=seed, srcc=r), dict(selector="x", budget=0.1, seed=seed, srcc=a),
+                 dict(selector="full_pool", budget=1.0, seed=seed, srcc=c)]
+    s = experiments.summarise(pd.DataFrame(rows)).set_index("selector")
+    assert s.loc["x", "mean"] == pytest.approx(0.75)
+    assert s.loc["x", "se"] == pytest.approx(np.std([0.6, 0.9], ddof=1) / np.sqrt(2))
+    assert s.loc["x", "vs_random"] == pytest.approx(0.15)                # paired: (0.1 + 0.2) / 2
+    assert s.loc["x", "vs_random_se"] == pytest.approx(np.std([0.1, 0.2], ddof=1) / np.sqrt(2))
+    assert s.loc["x", "share_of_ceiling"] == pytest.approx((0.6 / 0.8 + 0.9 / 1.0) / 2)
+    assert bool(s.loc["x", "beats_random"]) is True                      # 0.15 > 2 * 0.05
+    reach = experiments.budget_to_reach(s.reset_index(), 0.8)
+    assert reach["x"] == 0.1 and np.isnan(reach["random"])
+
+
+def test_cross_dataset(inputs):
+    x2, y2 = linear_features(100, seed=5)
+    row = experiments.cross_dataset(inputs, x2, y2, "other", config=FAST)
+    assert row["test_dataset"] == "other" and row["srcc"] > 0.5
+    with pytest.raises(ValueError, match="feature sizes differ"):
+        experiments.cross_dataset(inputs, x2[:, :3], y2, "other", config=FAST)
