@@ -45,7 +45,8 @@ def _sklearn(name: str) -> Callable[[], np.ndarray]:
     return load
 
 
-# Real photographs only (no rendered logos or colour wheels): 11 colour, 9 grey.
+# 19 photographs and one rendered product image (matplotlib's gift box); no logos or colour wheels.
+# 11 colour, 9 grey.
 PHOTOS: dict[str, Callable[[], np.ndarray]] = {
     "astronaut": _skimage("astronaut"), "chelsea": _skimage("chelsea"), "coffee": _skimage("coffee"),
     "rocket": _skimage("rocket"), "hubble": _skimage("hubble_deep_field"),
