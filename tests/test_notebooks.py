@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 import nbformat
+import papermill
 import pytest
 
 import aliqa_lib as al
@@ -27,6 +29,8 @@ def test_notebook_is_clean_and_parameterised(path):
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, "commit notebooks without outputs"
+    names = set(re.findall(r"^([A-Z][A-Z0-9_]*) =", tagged[0].source, re.M))
+    assert names == set(papermill.inspect_notebook(str(path))), "papermill must parse every parameter line"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     assert "what we learned" in nb.cells[-1].source.lower()
 
