@@ -62,6 +62,7 @@ def load_small(store_path: str | os.PathLike, resolution: int, batch_size: int =
     return torch.cat(out)
 
 
+@torch.enable_grad()  # pixels are optimised even if a caller disabled gradients
 def distill(pool_images: torch.Tensor, config: DistillConfig = DistillConfig(), seed: int = 0,
             progress: bool = True) -> tuple[torch.Tensor, list[float]]:
     """Learn M images whose mean random-ConvNet embedding matches the pool's; return them and the loss curve."""
@@ -136,7 +137,6 @@ def distill_store(store_path: str | os.PathLike, pool: np.ndarray, config: Disti
     pool = np.asarray(pool, dtype=np.int64)
     if len(pool) == 0:
         raise ValueError("the pool is empty")
-    torch.set_grad_enabled(True)
     images = load_small(store_path, config.resolution)
     pool_images = images[torch.from_numpy(pool)]
     syn, losses, dists = [], [], []

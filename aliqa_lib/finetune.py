@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .datasets import StoreDataset
+from .datasets import IMAGENET_MEAN, IMAGENET_STD, StoreDataset
 from .training import TrainConfig, TrainResult, fit
 
 FINAL_NORMS = ("conv_head", "bn2", "norm", "ln_post", "ln_final", "proj", "text_projection")
@@ -60,8 +60,6 @@ def finetune(encoder: nn.Module, heads: nn.Module, store: str | os.PathLike, tra
              num_workers: int = 0, progress: bool = True) -> TrainResult:
     """Fine-tune the last `n_blocks` of `encoder` plus the heads on random crops of the training images,
     validating on centre crops of val_idx (inside the budget). Returns the usual TrainResult."""
-    from .datasets import IMAGENET_MEAN, IMAGENET_STD
-
     mean, std = mean or IMAGENET_MEAN, std or IMAGENET_STD
     trainable = unfreeze_last_blocks(encoder, n_blocks)
     model = EncoderWithHeads(encoder, heads).to(device)
