@@ -21,7 +21,11 @@ def parser() -> argparse.ArgumentParser:
     prep.add_argument("--out", default=None, help="store file to write (default: data/cache/<name>_<size>_seed<seed>.h5)")
     prep.add_argument("--size", type=int, default=244, help="stored image side in pixels (default 244)")
     prep.add_argument("--seed", type=int, default=0, help="random seed of generated data (default 0)")
-    prep.add_argument("--smoke", action="store_true", help="small embedded dataset for quick runs")
+    prep.add_argument("--variant", default=None,
+                      help="koniq10k: 1024x768 (default) or 512x384 image folder; livec: common (1,162, default) or all (1,169)")
+    prep.add_argument("--workers", type=int, default=None, help="decoding processes (default: one per core; 0: none)")
+    prep.add_argument("--skip-bad", action="store_true", help="leave out missing or unreadable images and list them")
+    prep.add_argument("--smoke", action="store_true", help="small version for quick runs (48 images of a real dataset)")
     prep.add_argument("--force", action="store_true", help="rebuild even if a valid store exists")
     tut = sub.add_parser("tutorial", help="run every numbered notebook headless into outputs/")
     tut.add_argument("--out", default=None, help="folder for executed notebooks (default: outputs/)")
@@ -68,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "prepare":
             path = prepare(args.name, root=args.root, out=args.out, size=args.size, seed=args.seed,
-                           smoke=args.smoke, force=args.force)
+                           smoke=args.smoke, force=args.force, workers=args.workers, skip_bad=args.skip_bad,
+                           variant=args.variant)
             print(path)
         elif args.command == "tutorial":
             params = {name: _value(value) for name, value in args.param}

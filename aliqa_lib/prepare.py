@@ -4,26 +4,35 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from . import synthetic
 from .paths import default_store_path
+from .readers import DATASETS as REAL_DATASETS
+from .readers import read_catalog
 from .store import StoreError, validate_store
 
-DATASETS = ("synthetic",)
+DATASETS = ("synthetic",) + tuple(REAL_DATASETS)
+SMOKE_IMAGES = 48  # images kept by smoke=True on a real dataset (evenly spaced over the label file)
 
 
 def prepare(name: str, root: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
             size: int = 244, seed: int = 0, smoke: bool = False, force: bool = False,
-            progress: bool = True) -> Path:
+            progress: bool = True, workers: int | None = None, skip_bad: bool = False,
+            variant: str | None = None) -> Path:
     """Prepare dataset `name` into a store (default under data/cache/) and return its path.
 
     A valid store already at `out` built with the same settings is reused unless force=True.
-    `smoke` builds a small version of the embedded dataset for quick runs.
+    `smoke` builds a small version: the embedded dataset with fewer photos, or 48 images of a real one.
+    Real datasets need `root`, the folder holding the unpacked download (see readers.DATASETS);
+    `workers` decoding processes (default: one per core), `skip_bad` leaves out unreadable images,
+    `variant` picks KonIQ's image folder ("1024x768"/"512x384") or LIVE Challenge's set ("common"/"all").
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
     if name == "synthetic":
-        if root is not None:
-            raise ValueError("the synthetic dataset is generated from installed packages; it takes no --root")
+        if root is not None or variant is not None:
+            raise ValueError("the synthetic dataset is generated from installed packages; it takes no root or variant")
         config = synthetic.smoke_config(size, seed) if smoke else synthetic.SyntheticConfig(size=size, seed=seed)
         out = Path(out) if out else default_store_path("synthetic_smoke" if smoke else "synthetic", size, seed)
         if not force and out.exists():
@@ -33,4 +42,35 @@ def prepare(name: str, root: str | os.PathLike | None = None, out: str | os.Path
             except StoreError:
                 pass  # invalid or stale: rebuild below
         return synthetic.build(out, config, progress=progress)
-    raise AssertionError("unreachable")
+    return _prepare_real(name, root, out, size, smoke, force, progress, workers, skip_bad, variant)
+
+
+def _prepare_real(name: str, root: str | os.PathLike | None, out: str | os.PathLike | None, size: int,
+                  smoke: bool, force: bool, progress: bool, workers: int | None, skip_bad: bool,
+                  variant: str | None) -> Path:
+    """Read a real dataset's labels, then decode its images into a store (or reuse a matching one)."""
+    from .ingest import ingest
+
+    if root is None:
+        info = REAL_DATASETS[name]
+        raise ValueError(f"{name} needs --root DIR, the folder where you unpacked {info.title} "
+                         f"(download: {info.url})")
+    root = Path(root).expanduser().resolve()
+    tag = "_".join(filter(None, [name, variant, "smoke" if smoke else ""]))
+    out = Path(out) if out else default_store_path(tag, size)
+    settings = dict(source_root=str(root), variant_requested=variant or "", smoke=bool(smoke))
+    if not force and out.exists():
+        try:
+            attrs = validate_store(out)
+            if attrs.get("dataset") == name and int(attrs["size"]) == size and \
+                    all(attrs.get(k) == v for k, v in settings.items()):
+                return out
+        except StoreError:
+            pass  # invalid or stale: rebuild below
+    catalog = read_catalog(name, root, variant)
+    if smoke and len(catalog) > SMOKE_IMAGES:
+        catalog = catalog.subset(np.unique(np.linspace(0, len(catalog) - 1, SMOKE_IMAGES).round().astype(int)))
+    info = REAL_DATASETS[name]
+    return ingest(catalog, out, size=size, workers=workers, skip_bad=skip_bad, progress=progress,
+                  label_file=str(catalog.label_file), variant=catalog.variant, label_note=info.scale,
+                  resize="whole image to size x size, bicubic, after JPEG DCT-scaled decoding", **settings)

@@ -11,7 +11,10 @@ optional:
 /source      int64 (N,) source photo id (crops of one photo share it); splits group by it
 /distortion  UTF-8 strings (N,) distortion type ("reference" for pristine images)
 /level       int64 (N,) distortion level (0 for pristine images)
-/metrics/*   float64 (N,) per-image values of the metrics a pseudo-MOS was built from
+/split       UTF-8 strings (N,) the dataset's official split or image set ("training", "test", "IS1", ...)
+/mos_std     float64 (N,) standard deviation of the opinion scores, in the raw score's units
+/metrics/*   float64 (N,) per-image side scores: the metrics a pseudo-MOS was built from, or a
+             dataset's own attribute scores (SPAQ's brightness, sharpness, ...)
 attributes: dataset, format_version, score_range (lo, hi), higher_is_better, size,
 and free-form extras such as label_note or build_params (JSON).
 
@@ -32,7 +35,9 @@ import numpy as np
 
 FORMAT_VERSION = 1
 REQUIRED_DATASETS = ("images", "mos", "mos01", "names")
-OPTIONAL_DATASETS = ("ref", "source", "distortion", "level")
+OPTIONAL_DATASETS = ("ref", "source", "distortion", "level", "split", "mos_std")
+STRING_COLUMNS = ("distortion", "split")
+FLOAT_COLUMNS = ("mos_std",)
 REQUIRED_ATTRS = ("dataset", "format_version", "score_range", "higher_is_better", "size")
 STRING = h5py.string_dtype(encoding="utf-8")
 
@@ -54,6 +59,8 @@ class Labels:
     source: np.ndarray | None = None
     distortion: np.ndarray | None = None
     level: np.ndarray | None = None
+    split: np.ndarray | None = None
+    mos_std: np.ndarray | None = None
     metrics: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -94,7 +101,7 @@ class StoreWriter:
         self._tmp = Path(tmp)
         self.file = h5py.File(self._tmp, "w")
         s = self.size
-        self.file.create_dataset("images", shape=(self.n, 3, s, s), dtype=np.uint8,
+        self.file.create_dataset("images", shape=(self.n, 3, s, s), maxshape=(None, 3, s, s), dtype=np.uint8,
                                  chunks=(1, 3, s, s), compression=self._compression)
         for key, value in self._attrs.items():
             self.file.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
@@ -115,14 +122,26 @@ class StoreWriter:
         self.file["images"][start:stop] = images
         self._written[start:stop] = True
 
+    def set_attrs(self, **attrs: Any) -> None:
+        """Add attributes known only after the images were written (dicts and lists stored as JSON)."""
+        for key, value in attrs.items():
+            self.file.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
+
+    def shrink(self, n: int) -> None:
+        """Keep only the first n image slots (images that could not be read were left out)."""
+        if not 0 < n <= self.n:
+            raise StoreError(f"store {self.path}: cannot shrink {self.n} images to {n}")
+        self.file["images"].resize(n, axis=0)
+        self.n, self._written = int(n), self._written[:n]
+
     def set_labels(self, mos: Iterable[float], mos01: Iterable[float], names: Iterable[str],
                    **optional: Any) -> None:
-        """Write /mos, /mos01, /names and any of /ref, /source, /distortion, /level, metrics={name: values}."""
+        """Write /mos, /mos01, /names and any of the optional columns, metrics={name: values}."""
         columns = {"mos": np.asarray(mos, dtype=np.float64), "mos01": np.asarray(mos01, dtype=np.float32),
                    "names": np.asarray(list(names), dtype=object)}
         for key in OPTIONAL_DATASETS:
             if optional.get(key) is not None:
-                kind = object if key == "distortion" else np.int64
+                kind = object if key in STRING_COLUMNS else np.float64 if key in FLOAT_COLUMNS else np.int64
                 columns[key] = np.asarray(list(optional[key]) if kind is object else optional[key], dtype=kind)
         unknown = set(optional) - set(OPTIONAL_DATASETS) - {"metrics"}
         if unknown:
@@ -219,7 +238,7 @@ def read_labels(path: str | os.PathLike) -> Labels:
             return fh[key][:]
         return Labels(path=Path(path), mos=fh["mos"][:], mos01=fh["mos01"][:], names=col("names"),
                       attrs=attrs, ref=col("ref"), source=col("source"), distortion=col("distortion"),
-                      level=col("level"), metrics={k: v[:] for k, v in fh.get("metrics", {}).items()})
+                      level=col("level"), split=col("split"), mos_std=col("mos_std"), metrics={k: v[:] for k, v in fh.get("metrics", {}).items()})
 
 
 def read_images(path: str | os.PathLike, indices: Iterable[int]) -> np.ndarray:
