@@ -12,7 +12,7 @@ from .store import Labels
 def label_table(labels: Labels) -> pd.DataFrame:
     """One row per image: name, mos, mos01 and whatever structure the store has."""
     cols = {"name": labels.names, "mos": labels.mos, "mos01": labels.mos01}
-    for key in ("ref", "source", "distortion", "level"):
+    for key in ("ref", "source", "distortion", "level", "split"):
         if getattr(labels, key) is not None:
             cols[key] = getattr(labels, key)
     return pd.DataFrame(cols)

@@ -1,7 +1,7 @@
 """Decode and resize a catalog's images in worker processes and stream them into a store.
 
 Memory stays bounded: at most two batches per worker are in flight, and each finished batch goes
-straight to disk. Images are resized whole (aspect ratio not kept, bicubic) as the paper did.
+straight to disk. Images are resized whole (aspect ratio not kept, antialiased bicubic) as the paper did.
 JPEGs are decoded with libjpeg's DCT scaling (PIL's `draft`) at the smallest scale that still
 keeps both sides >= the stored size, so a 1024x768 photo is decoded at 512x384 and a 4000x3000
 SPAQ photo at 500x375 before the final bicubic resize: the decode, not the resize, sets the pace.
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps
 
 from .readers import Catalog
@@ -33,19 +34,35 @@ def load_image(path: str | os.PathLike, size: int, draft: bool = True) -> np.nda
             im.draft("RGB", (size, size))  # JPEG only; other formats ignore it
         if im.getexif().get(EXIF_ORIENTATION, 1) != 1:
             im = ImageOps.exif_transpose(im)
-        im = im.convert("RGB")
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.Resampling.BICUBIC)
-        return np.asarray(im, dtype=np.uint8)
+        if im.mode != "RGB":
+            im = im.convert("RGB")
+        pixels = np.array(im, dtype=np.uint8)
+    return pixels if pixels.shape[:2] == (size, size) else resize_bicubic(pixels, size)
+
+
+def resize_bicubic(pixels: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (H, W, 3) -> (size, size, 3), antialiased bicubic.
+
+    torch's uint8 antialiased kernel reproduces Pillow's BICUBIC resize to within one grey level
+    (tested) and runs about 5x faster on one core, which is what keeps preparation decode-bound.
+    """
+    x = torch.from_numpy(pixels).permute(2, 0, 1)[None]
+    y = torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", antialias=True)
+    return y[0].permute(1, 2, 0).numpy()
+
+
+def _init_worker() -> None:
+    """One thread per worker process: parallelism comes from the processes."""
+    torch.set_num_threads(1)
 
 
 def decode_batch(paths: list[str], size: int, draft: bool = True) -> tuple[np.ndarray, list[str | None]]:
-    """Images of `paths` as (B, size, size, 3) and, per image, None or why it could not be read."""
-    out = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
+    """Images of `paths` as (B, 3, size, size), the store's layout, and per image None or why it could not be read."""
+    out = np.zeros((len(paths), 3, size, size), dtype=np.uint8)
     errors: list[str | None] = []
     for i, path in enumerate(paths):
         try:
-            out[i] = load_image(path, size, draft)
+            out[i] = load_image(path, size, draft).transpose(2, 0, 1)
             errors.append(None)
         except Exception as err:  # noqa: BLE001 - PIL raises many types for damaged files
             errors.append(f"{type(err).__name__}: {err}")
@@ -65,7 +82,7 @@ def decoded_batches(paths: list[Path], size: int, workers: int, batch: int = 16,
         for start, chunk in chunks:
             yield (start, *decode_batch(chunk, size, draft))
         return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init_worker)
     pending: deque[tuple[int, Future]] = deque()
     todo = iter(chunks)
     try:

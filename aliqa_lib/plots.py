@@ -30,30 +30,45 @@ def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, ncols: i
     return fig
 
 
-def distortion_grid(path: str | os.PathLike, labels: Labels, content: int = 0, size: float = 1.5) -> plt.Figure:
-    """One content under every distortion type (rows) and level (columns), titled with the score."""
-    if labels.distortion is None or labels.ref is None:
-        raise ValueError(f"{path} has no /distortion and /ref columns to arrange a grid by")
-    kinds = [k for k in dict.fromkeys(labels.distortion) if k != "reference"]
-    levels = sorted(set(labels.level[labels.level > 0]))
+def distortion_grid(path: str | os.PathLike, labels: Labels, content: int | None = None,
+                    size: float = 1.5) -> plt.Figure:
+    """One content (default: the first image's) under every distortion type (rows) and level
+    (columns), titled with the score; a pristine reference, when stored, opens each row."""
+    if labels.distortion is None or labels.ref is None or labels.level is None:
+        raise ValueError(f"{path} has no /distortion, /level and /ref columns to arrange a grid by")
+    content = labels.ref[0] if content is None else content
     mine = labels.ref == content
-    fig, axes = plt.subplots(len(kinds), len(levels) + 1, figsize=(size * (len(levels) + 1), size * len(kinds)), squeeze=False)
-    ref_idx = np.flatnonzero(mine & (labels.distortion == "reference"))
+    kinds = [k for k in dict.fromkeys(labels.distortion[mine]) if k != "reference"]
+    levels = sorted(set(labels.level[mine & (labels.level > 0)]))
+    ref_idx = np.flatnonzero(mine & (labels.distortion == "reference"))[:1]
+    columns = (["reference"] if ref_idx.size else []) + [f"level {lv}" for lv in levels]
+    fig, axes = plt.subplots(len(kinds), len(columns), figsize=(size * len(columns), size * len(kinds)), squeeze=False)
     for r, kind in enumerate(kinds):
-        idx = list(ref_idx[:1]) + [int(np.flatnonzero(mine & (labels.distortion == kind) & (labels.level == lv))[0]) for lv in levels]
-        for c, (i, img) in enumerate(zip(idx, read_images(path, idx))):
+        cells = [ref_idx] * bool(ref_idx.size) + [np.flatnonzero(mine & (labels.distortion == kind) & (labels.level == lv))
+                                                 for lv in levels]
+        for c, found in enumerate(cells):
             ax = axes[r, c]
-            ax.imshow(img)
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(f"{labels.mos[i]:.2f}", fontsize=7)
+            if found.size:  # a subset (smoke) may lack some type-level pairs
+                ax.imshow(read_images(path, found[:1])[0])
+                ax.set_title(f"{labels.mos[found[0]]:.2f}", fontsize=7)
             if c == 0:
                 ax.set_ylabel(kind, fontsize=8)
             if r == 0:
-                ax.set_xlabel("reference" if c == 0 else f"level {levels[c - 1]}", fontsize=8)
+                ax.set_xlabel(columns[c], fontsize=8)
                 ax.xaxis.set_label_position("top")
     fig.tight_layout()
     return fig
+
+
+def score_ladder(path: str | os.PathLike, labels: Labels, n: int = 12, ncols: int = 6) -> plt.Figure:
+    """`n` images at evenly spaced score ranks, worst to best, titled with name and raw score."""
+    order = np.argsort(labels.mos01, kind="stable")
+    picks = order[np.unique(np.linspace(0, len(order) - 1, min(n, len(order))).round().astype(int))]
+    titles = [f"{str(labels.names[i])[:16]}\n{labels.mos[i]:.2f}" for i in picks]
+    return image_grid(read_images(path, picks), titles, ncols=ncols,
+                      suptitle=f"{labels.attrs['dataset']}: worst to best (raw score)")
 
 
 def save(fig: plt.Figure, out_dir: str | os.PathLike, name: str) -> Path:

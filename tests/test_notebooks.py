@@ -43,3 +43,20 @@ def test_notebook_runs_in_smoke_mode(path, smoke_store, tmp_path):
     nb = nbformat.read(executed, as_version=4)
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert json.loads((tmp_path / path.stem / "results.json").read_text()) == results
+
+
+@pytest.mark.parametrize("dataset", ["kadid10k", "spaq"])
+def test_data_preparation_notebook_prepares_a_real_layout(dataset, tmp_path):
+    import fakes
+
+    root = tmp_path / dataset
+    root.mkdir()
+    info = fakes.MAKERS[dataset](root)
+    path = next(p for p in NOTEBOOKS if p.stem.startswith("01"))
+    executed = run_notebook(path, tmp_path, {"DATASET": dataset, "ROOT": str(root), "SIZE": 64, "WORKERS": 1,
+                                             "STORE": str(tmp_path / f"{dataset}.h5")})
+    results = al.read_results(tmp_path / path.stem)
+    assert results["dataset"] == dataset and results["n_images"] == len(info["names"])
+    assert (tmp_path / path.stem / "score_ladder.png").is_file()
+    nb = nbformat.read(executed, as_version=4)
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
