@@ -32,7 +32,7 @@ def prepare(name: str, root: str | os.PathLike | None = None, out: str | os.Path
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
     if name == "synthetic":
         if root is not None or variant is not None:
-            raise ValueError("the synthetic dataset is generated from installed packages; it takes no root or variant")
+            raise ValueError("the synthetic dataset is generated from installed packages; it takes no --root or --variant")
         config = synthetic.smoke_config(size, seed) if smoke else synthetic.SyntheticConfig(size=size, seed=seed)
         out = Path(out) if out else default_store_path("synthetic_smoke" if smoke else "synthetic", size, seed)
         if not force and out.exists():
@@ -51,13 +51,18 @@ def _prepare_real(name: str, root: str | os.PathLike | None, out: str | os.PathL
     """Read a real dataset's labels, then decode its images into a store (or reuse a matching one)."""
     from .ingest import ingest
 
-    if root is None:
-        info = REAL_DATASETS[name]
-        raise ValueError(f"{name} needs --root DIR, the folder where you unpacked {info.title} "
-                         f"(download: {info.url})")
-    root = Path(root).expanduser().resolve()
     tag = "_".join(filter(None, [name, variant, "smoke" if smoke else ""]))
     out = Path(out) if out else default_store_path(tag, size)
+    if root is None:  # later notebooks name only the dataset: reuse the store prepared before
+        try:
+            if validate_store(out).get("dataset") == name:
+                return out
+        except StoreError:
+            pass
+        info = REAL_DATASETS[name]
+        raise ValueError(f"{name} needs --root DIR, the folder where you unpacked {info.title} "
+                         f"(download: {info.url}); no prepared store at {out} to reuse")
+    root = Path(root).expanduser().resolve()
     settings = dict(source_root=str(root), variant_requested=variant or "", smoke=bool(smoke))
     if not force and out.exists():
         try:

@@ -58,11 +58,11 @@ def livec(root: Path, nested: bool = False) -> dict:
     return {"names": names, "mos": mos}
 
 
-def spaq(root: Path) -> dict:
+def spaq(root: Path, n: int = N) -> dict:
     """Annotations/MOS and Image attribute scores.xlsx and TestImage/; image 00003.jpg is tagged
     EXIF orientation 6 (rotate 90 degrees clockwise to display): left half red, right half blue."""
-    names = [f"{k + 1:05d}.jpg" for k in range(N)]
-    mos = np.linspace(10, 90, N)
+    names = [f"{k + 1:05d}.jpg" for k in range(n)]
+    mos = np.linspace(10, 90, n)
     (root / "Annotations").mkdir(parents=True)
     pd.DataFrame({"Image name": names, "MOS": mos, "Brightness": mos / 2, "Colorfulness": 50.0,
                   "Contrast": 40.0, "Noisiness": 30.0, "Sharpness": 60.0}).to_excel(

@@ -156,6 +156,15 @@ def test_valid_store_is_reused_and_force_rebuilds(tmp_path):
     assert out.stat().st_mtime_ns != before
 
 
+def test_a_prepared_store_is_found_by_name_alone(tmp_path):
+    root = tmp_path / "bid"
+    fakes.bid(root)
+    with pytest.raises(ValueError, match="needs --root.*no prepared store"):
+        prep.prepare("bid", size=S)
+    made = prep.prepare("bid", root, size=S, workers=0, progress=False)  # default path under $ALIQA_CACHE
+    assert prep.prepare("bid", size=S) == made and made.name == f"bid_{S}.h5"
+
+
 def test_smoke_keeps_evenly_spaced_images(tmp_path, monkeypatch):
     monkeypatch.setattr(prep, "SMOKE_IMAGES", 4)
     labels, info, *_ = build("spaq", tmp_path, smoke=True)
