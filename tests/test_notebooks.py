@@ -60,3 +60,22 @@ def test_data_preparation_notebook_prepares_a_real_layout(dataset, tmp_path):
     assert (tmp_path / path.stem / "score_ladder.png").is_file()
     nb = nbformat.read(executed, as_version=4)
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+
+
+@pytest.fixture(scope="session")
+def real_layout_store(tmp_path_factory):
+    """A store prepared from a 160-image fake of SPAQ's official layout (human-label schema, no structure)."""
+    import fakes
+
+    root = tmp_path_factory.mktemp("spaq_fake")
+    fakes.spaq(root, n=160)
+    return al.prepare.prepare("spaq", root, out=root / "spaq.h5", workers=2, progress=False)
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if not p.name.startswith("01")], ids=lambda p: p.stem)
+def test_later_notebooks_run_unchanged_on_a_real_dataset_store(path, real_layout_store, tmp_path):
+    executed = run_notebook(path, tmp_path, {"SMOKE": True, "SEED": 3, "DATASET": "spaq",
+                                             "STORE": str(real_layout_store)})
+    nb = nbformat.read(executed, as_version=4)
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert al.read_results(tmp_path / path.stem)["seed"] == 3
