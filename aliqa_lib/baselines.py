@@ -30,17 +30,29 @@ def _min_sq_dist(x: torch.Tensor, sq: torch.Tensor, centers: np.ndarray, chunk: 
     return out
 
 
-def greedy_farthest(features: np.ndarray, budget: int, first: int | None, labelled: np.ndarray) -> np.ndarray:
-    """Farthest-first traversal: repeatedly take the unlabelled point farthest from all chosen ones."""
+def greedy_farthest(features: np.ndarray, budget: int, first: int | None, labelled: np.ndarray,
+                    block: int = 64) -> np.ndarray:
+    """Farthest-first traversal: repeatedly take the unlabelled point farthest from all chosen ones.
+
+    Exact, but speculative: the distances from every point to the `block` current farthest points are
+    computed in one matrix product (one pass over the features instead of one per pick). Picks then
+    mostly come from that block and cost only an O(N) update; a pick outside it starts a new block.
+    Extra memory O(block x N).
+    """
     x, sq = _as_tensor(features)
     mind = _min_sq_dist(x, sq, labelled) if len(labelled) else torch.full((len(x),), float("inf"))
     mind[torch.from_numpy(labelled)] = -1.0
-    picks = []
+    picks: list[int] = []
+    columns: dict[int, torch.Tensor] = {}
     nxt = int(torch.argmax(mind)) if first is None else first
     for _ in range(budget):
         picks.append(nxt)
-        d = sq - 2 * (x @ x[nxt]) + sq[nxt]
-        torch.minimum(mind, d, out=mind)
+        if nxt not in columns:
+            top = torch.topk(mind, min(block, len(x))).indices.tolist()
+            cand = torch.tensor([nxt] + [c for c in top if c != nxt][:block - 1])
+            dist = sq[cand][:, None] - 2 * (x[cand] @ x.T) + sq[None, :]
+            columns = dict(zip(cand.tolist(), dist))
+        torch.minimum(mind, columns.pop(nxt), out=mind)
         mind[nxt] = -1.0
         nxt = int(torch.argmax(mind))
     return np.asarray(picks, dtype=np.int64)

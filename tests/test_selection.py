@@ -150,6 +150,19 @@ def test_kcenter_and_gsx_are_farthest_first():
         assert mind[picks[k]] == pytest.approx(mind.max(), rel=1e-4)
 
 
+def test_speculative_blocks_give_the_plain_farthest_first_order():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 6)).astype(np.float32)
+    plain, mind, nxt = [], np.full(300, np.inf), 7                    # one-at-a-time reference in numpy
+    for _ in range(120):
+        plain.append(nxt)
+        mind = np.minimum(mind, ((x - x[nxt]) ** 2).sum(1))
+        mind[plain] = -1
+        nxt = int(mind.argmax())
+    for block in (1, 8, 64):
+        np.testing.assert_array_equal(baselines.greedy_farthest(x, 120, 7, np.array([], np.int64), block), plain)
+
+
 def test_typiclust_and_probcover_spread_over_clusters():
     rng = np.random.default_rng(0)
     centers = rng.normal(0, 20, size=(5, 4))
