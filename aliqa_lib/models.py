@@ -6,6 +6,8 @@ a network), or "random" (only when asked for, and announced loudly).
 """
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import json
 import os
@@ -171,9 +173,9 @@ def cached_features(store_path: str | os.PathLike, make_encoder: Callable[[], nn
     k = _parse_view(view)
 
     def compute() -> np.ndarray:
-        encoder = make_encoder().to(device).eval().to(memory_format=torch.channels_last)
-        return _run(encoder, Path(store_path), k, batch_size, num_workers, device, crop, seed, mean, std, progress,
-                    f"{spec.get('backbone', 'encoder')} features ({view})")
+        with _inference_layout(make_encoder(), device) as encoder:
+            return _run(encoder, Path(store_path), k, batch_size, num_workers, device, crop, seed, mean, std,
+                        progress, f"{spec.get('backbone', 'encoder')} features ({view})")
 
     return cached_array(store_path, dict(spec, view=view, crop=crop, seed=seed, mean=list(mean), std=list(std)), compute)
 
@@ -195,6 +197,23 @@ def cached_array(store_path: str | os.PathLike, spec: dict, compute: Callable[[]
     _write_cache(cache, key, values, {a: json.dumps(v, default=str) if isinstance(v, (list, dict)) else v
                                       for a, v in full_spec.items()})
     return values
+
+
+@contextlib.contextmanager
+def _inference_layout(model: nn.Module, device: str):
+    """Lend `model` for inference (eval mode, on `device`, channels_last) and give it back as it was:
+    the encoder wraps the caller's backbone, which must not come back changed."""
+    params = next(model.parameters(), None)
+    home = params.device if params is not None else torch.device("cpu")
+    was_training = model.training
+    was_channels_last = any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
+                            and not p.is_contiguous() for p in model.parameters())
+    try:
+        yield model.to(device).eval().to(memory_format=torch.channels_last)
+    finally:
+        model.to(home).train(was_training)
+        if not was_channels_last:
+            model.to(memory_format=torch.contiguous_format)
 
 
 @torch.inference_mode()

@@ -87,6 +87,16 @@ def test_feature_cache_is_reused_and_keyed(lite0, tmp_path, monkeypatch):
         models.extract_features(store, lite0, "bundled", view="sideways", crop=32)
 
 
+def test_feature_extraction_gives_the_backbone_back_unchanged(tmp_path):
+    net = models.load_backbone("efficientnet_lite0", "random").train()
+    store = tmp_path / "s.h5"
+    tiny_store(store, n=3, size=40)
+    models.extract_features(store, net, "random", crop=32, pooling="final", progress=False)
+    assert net.training                                           # not left in eval mode
+    convs = [p for p in net.parameters() if p.dim() == 4]
+    assert all(p.is_contiguous() for p in convs)                  # not left channels_last
+
+
 def test_soft_bce_and_combine_hand_computed():
     p = torch.tensor([[0.8, 0.5, 0.2]])
     y = torch.tensor([0.75])
