@@ -18,7 +18,8 @@ def parser() -> argparse.ArgumentParser:
     prep = sub.add_parser("prepare", help="prepare a dataset into an HDF5 store")
     prep.add_argument("name", choices=DATASETS, help="dataset name")
     prep.add_argument("--root", default=None, help="folder of the downloaded dataset (real datasets)")
-    prep.add_argument("--out", default=None, help="store file to write (default: data/cache/<name>_<size>_seed<seed>.h5)")
+    prep.add_argument("--out", default=None, help="store file to write (default: data/cache/synthetic_<size>_seed<seed>.h5, "
+                                                  "or <name>_<size>.h5 for a real dataset)")
     prep.add_argument("--size", type=int, default=244, help="stored image side in pixels (default 244)")
     prep.add_argument("--seed", type=int, default=0, help="random seed of generated data (default 0)")
     prep.add_argument("--variant", default=None,
