@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -94,12 +95,17 @@ class Catalog:
     def subset(self, keep: np.ndarray) -> "Catalog":
         """The rows at positions `keep` (in that order)."""
         keep = np.asarray(keep, dtype=np.int64)
-        pick = lambda seq: None if seq is None else [seq[i] for i in keep]  # noqa: E731
-        arr = lambda a: None if a is None else np.asarray(a)[keep]  # noqa: E731
-        return replace(self, paths=pick(self.paths), names=pick(self.names), mos=arr(self.mos),
-                       mos_std=arr(self.mos_std), ref=arr(self.ref), distortion=pick(self.distortion),
-                       level=arr(self.level), split=pick(self.split),
-                       metrics={k: arr(v) for k, v in self.metrics.items()})
+
+        def rows(column):
+            """The kept rows of a list or array column (None stays None)."""
+            if column is None:
+                return None
+            return np.asarray(column)[keep] if isinstance(column, np.ndarray) else [column[i] for i in keep]
+
+        return replace(self, paths=rows(self.paths), names=rows(self.names), mos=rows(self.mos),
+                       mos_std=rows(self.mos_std), ref=rows(self.ref), distortion=rows(self.distortion),
+                       level=rows(self.level), split=rows(self.split),
+                       metrics={k: rows(v) for k, v in self.metrics.items()})
 
 
 # ---------------------------------------------------------------- finding files
@@ -200,9 +206,7 @@ def _scores(values, path: Path, column: str, names: list[str], score_range: tupl
 
 def _unique_names(names: list[str], path: Path) -> None:
     """Raise if an image is listed twice."""
-    seen, dup = set(), []
-    for n in names:
-        (dup.append(n) if n in seen else seen.add(n))
+    dup = [n for n, count in Counter(names).items() if count > 1]
     if dup:
         raise ValueError(f"{path} lists {len(dup)} images more than once (first: {dup[:5]}); the file is damaged")
 

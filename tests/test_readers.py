@@ -249,6 +249,17 @@ def test_damaged_label_files(tmp_path):
         read_catalog("kadid10k", root)
 
 
+def test_an_image_listed_twice_is_refused(tmp_path):
+    root = tmp_path / "k"
+    root.mkdir()
+    fakes.koniq10k(root)
+    csv = root / "koniq10k_scores_and_distributions.csv"
+    df = pd.read_csv(csv)
+    pd.concat([df, df.iloc[:1]]).to_csv(csv, index=False)
+    with pytest.raises(ValueError, match="lists 1 images more than once"):
+        read_catalog("koniq10k", root)
+
+
 def test_missing_image_fails_whole_or_is_skipped_and_listed(tmp_path, capsys):
     root = tmp_path / "bid"
     info = fakes.bid(root)
