@@ -168,9 +168,8 @@ def _index_images(folder: Path, max_depth: int = 4) -> dict[str, Path]:
 def _table(path: Path, sheet: str | int = 0) -> pd.DataFrame:
     """A CSV or Excel label file as a DataFrame, or an error naming the file."""
     try:
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
-        return pd.read_excel(path, sheet_name=sheet)
+        table = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_excel(path, sheet_name=sheet)
+        return table.dropna(how="all").reset_index(drop=True)  # spreadsheets often carry blank rows
     except ValueError as err:
         if isinstance(sheet, str) and "not found" in str(err).lower():
             sheets = list(pd.ExcelFile(path).sheet_names)

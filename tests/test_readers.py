@@ -106,7 +106,13 @@ def test_kadid10k_structure_and_exact_pixels(tmp_path):
 
 
 def test_bid_grades_scaled_by_five(tmp_path):
-    labels, info, *_ = build("bid", tmp_path)
+    root = tmp_path / "bid"
+    info = fakes.bid(root)
+    xlsx = root / "DatabaseGrades.xlsx"
+    df = pd.read_excel(xlsx)
+    blank = pd.DataFrame([[None] * 3], columns=df.columns)
+    pd.concat([df.iloc[:5], blank, df.iloc[5:], blank]).to_excel(xlsx, index=False)  # blank rows are skipped
+    labels = read_labels(prep.prepare("bid", root, out=tmp_path / "bid.h5", size=S, workers=0, progress=False))
     assert list(labels.names) == info["names"]
     np.testing.assert_allclose(labels.mos01, info["mos"] / 5, rtol=1e-6)
     np.testing.assert_allclose(labels.mos_std, 0.7)
