@@ -88,7 +88,8 @@ def test_feature_cache_is_reused_and_keyed(lite0, tmp_path, monkeypatch):
 
 
 def test_feature_extraction_gives_the_backbone_back_unchanged(tmp_path):
-    net = models.load_backbone("efficientnet_lite0", "random").train()
+    with pytest.warns(UserWarning, match="RANDOMLY INITIALISED"):
+        net = models.load_backbone("efficientnet_lite0", "random").train()
     store = tmp_path / "s.h5"
     tiny_store(store, n=3, size=40)
     models.extract_features(store, net, "random", crop=32, pooling="final", progress=False)
