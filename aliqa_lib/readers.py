@@ -280,11 +280,12 @@ def read_livec(root: str | os.PathLike, variant: str | None = None) -> Catalog:
 
 
 def read_spaq(root: str | os.PathLike, variant: str | None = None) -> Catalog:
-    """SPAQ in the order of its MOS workbook; the five attribute scores are kept as /metrics."""
+    """SPAQ in the order of its MOS workbook (or a CSV export of it); the five attribute scores are kept as /metrics."""
     root = _check_root(root, "spaq")
     _no_variant("spaq", variant)
-    label = _find(root, "spaq", lambda n: n.lower() == "mos and image attribute scores.xlsx",
-                  "Annotations/MOS and Image attribute scores.xlsx")
+    label = _find(root, "spaq", lambda n: n.lower() in ("mos and image attribute scores.xlsx",
+                                                        "mos and image attribute scores.csv"),
+                  "Annotations/MOS and Image attribute scores.xlsx (or a .csv export of it)")
     df = _table(label)
     _require(df, ("Image name", "MOS"), label, "spaq")
     names = df["Image name"].astype(str).tolist()

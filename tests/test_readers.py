@@ -89,6 +89,18 @@ def test_spaq_attributes_and_exif_orientation(tmp_path):
     assert bottom[..., 2].mean() > 200 and bottom[..., 0].mean() < 60
 
 
+def test_spaq_reads_a_csv_export_of_the_workbook(tmp_path):
+    root = tmp_path / "spaq"
+    root.mkdir()
+    info = fakes.spaq(root)
+    xlsx = root / "Annotations" / "MOS and Image attribute scores.xlsx"
+    pd.read_excel(xlsx).to_csv(xlsx.with_suffix(".csv"), index=False)
+    xlsx.unlink()
+    catalog = read_catalog("spaq", root)
+    assert catalog.label_file.suffix == ".csv" and catalog.names == info["names"]
+    np.testing.assert_allclose(catalog.mos01, info["mos"] / 100)
+
+
 def test_kadid10k_structure_and_exact_pixels(tmp_path):
     labels, info, root, out = build("kadid10k", tmp_path)
     rows = info["rows"]
