@@ -1,7 +1,6 @@
 """Real-dataset readers and the parallel ingest, on tiny fake copies of each official layout."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py
@@ -21,12 +20,25 @@ S = 32
 
 def build(name: str, tmp_path: Path, **kw):
     """Make the fake layout of `name`, prepare it and return (labels, fake info, root, out)."""
-    root = tmp_path / name
-    root.mkdir()
-    info = fakes.MAKERS[name](root)
+    root, info = fake(tmp_path, name)
     out = tmp_path / f"{name}.h5"
     path = prep.prepare(name, root, out=out, size=S, workers=kw.pop("workers", 0), progress=False, **kw)
     return read_labels(path), info, root, out
+
+
+def fake(tmp_path: Path, name: str, **kw) -> tuple[Path, dict]:
+    """A fresh fake layout of `name` under tmp_path: (root, what the fake holds)."""
+    root = tmp_path / name
+    root.mkdir()
+    return root, fakes.MAKERS[name](root, **kw)
+
+
+def edit_table(path: Path, edit) -> None:
+    """Rewrite a CSV or xlsx label file with edit(DataFrame) -> DataFrame."""
+    if path.suffix == ".csv":
+        edit(pd.read_csv(path)).to_csv(path, index=False)
+    else:
+        edit(pd.read_excel(path)).to_excel(path, index=False)
 
 
 def no_store_left(out: Path) -> bool:
@@ -38,9 +50,7 @@ def no_store_left(out: Path) -> bool:
 
 
 def test_koniq10k_sorted_names_scaling_and_official_split(tmp_path):
-    root = tmp_path / "koniq10k"
-    root.mkdir()
-    info = fakes.koniq10k(root, sets=True)
+    root, info = fake(tmp_path, "koniq10k", sets=True)
     labels = read_labels(prep.prepare("koniq10k", root, out=tmp_path / "k.h5", size=S, workers=0, progress=False))
     order = np.argsort(info["names"])
     assert list(labels.names) == sorted(info["names"])
@@ -53,9 +63,7 @@ def test_koniq10k_sorted_names_scaling_and_official_split(tmp_path):
 
 
 def test_koniq10k_falls_back_to_the_512_folder_and_honours_variant(tmp_path):
-    root = tmp_path / "k"
-    root.mkdir()
-    fakes.koniq10k(root, folder="512x384")
+    root, _ = fake(tmp_path, "koniq10k", folder="512x384")
     assert read_catalog("koniq10k", root).variant == "512x384"
     with pytest.raises(FileNotFoundError, match="1024x768"):
         read_catalog("koniq10k", root, variant="1024x768")
@@ -65,9 +73,7 @@ def test_koniq10k_falls_back_to_the_512_folder_and_honours_variant(tmp_path):
 
 @pytest.mark.parametrize("nested", [False, True])
 def test_livec_common_and_all_in_mat_order(tmp_path, nested):
-    root = tmp_path / "livec"
-    root.mkdir()
-    info = fakes.livec(root, nested=nested)
+    root, info = fake(tmp_path, "livec", nested=nested)
     common = read_labels(prep.prepare("livec", root, out=tmp_path / "c.h5", size=S, workers=0, progress=False))
     assert list(common.names) == info["names"][7:]
     np.testing.assert_allclose(common.mos01, info["mos"][7:] / 100, rtol=1e-6)
@@ -90,9 +96,7 @@ def test_spaq_attributes_and_exif_orientation(tmp_path):
 
 
 def test_spaq_reads_a_csv_export_of_the_workbook(tmp_path):
-    root = tmp_path / "spaq"
-    root.mkdir()
-    info = fakes.spaq(root)
+    root, info = fake(tmp_path, "spaq")
     xlsx = root / "Annotations" / "MOS and Image attribute scores.xlsx"
     pd.read_excel(xlsx).to_csv(xlsx.with_suffix(".csv"), index=False)
     xlsx.unlink()
@@ -118,12 +122,9 @@ def test_kadid10k_structure_and_exact_pixels(tmp_path):
 
 
 def test_bid_grades_scaled_by_five(tmp_path):
-    root = tmp_path / "bid"
-    info = fakes.bid(root)
-    xlsx = root / "DatabaseGrades.xlsx"
-    df = pd.read_excel(xlsx)
-    blank = pd.DataFrame([[None] * 3], columns=df.columns)
-    pd.concat([df.iloc[:5], blank, df.iloc[5:], blank]).to_excel(xlsx, index=False)  # blank rows are skipped
+    root, info = fake(tmp_path, "bid")
+    blank = pd.DataFrame([[None] * 3], columns=["Image Number", "Average Subjective Grade", "std"])
+    edit_table(root / "DatabaseGrades.xlsx", lambda df: pd.concat([df.iloc[:5], blank, df.iloc[5:], blank]))
     labels = read_labels(prep.prepare("bid", root, out=tmp_path / "bid.h5", size=S, workers=0, progress=False))
     assert list(labels.names) == info["names"]
     np.testing.assert_allclose(labels.mos01, info["mos"] / 5, rtol=1e-6)
@@ -175,8 +176,7 @@ def test_valid_store_is_reused_and_force_rebuilds(tmp_path):
 
 
 def test_a_prepared_store_is_found_by_name_alone(tmp_path):
-    root = tmp_path / "bid"
-    fakes.bid(root)
+    root, _ = fake(tmp_path, "bid")
     with pytest.raises(ValueError, match="needs --root.*no prepared store"):
         prep.prepare("bid", size=S)
     made = prep.prepare("bid", root, size=S, workers=0, progress=False)  # default path under $ALIQA_CACHE
@@ -193,9 +193,7 @@ def test_smoke_keeps_evenly_spaced_images(tmp_path, monkeypatch):
 
 
 def test_missing_label_file_names_the_file_and_download(tmp_path):
-    root = tmp_path / "spaq"
-    root.mkdir()
-    fakes.spaq(root)
+    root, _ = fake(tmp_path, "spaq")
     (root / "Annotations" / "MOS and Image attribute scores.xlsx").unlink()
     with pytest.raises(FileNotFoundError, match="MOS and Image attribute scores.xlsx.*github.com/h4nwei/SPAQ"):
         read_catalog("spaq", root)
@@ -209,78 +207,54 @@ def test_missing_root_and_missing_root_argument(tmp_path):
 
 
 def test_wrong_column_names_file_and_column(tmp_path):
-    root = tmp_path / "kadid"
-    root.mkdir()
-    fakes.kadid10k(root)
-    csv = root / "kadid10k" / "dmos.csv"
-    pd.read_csv(csv).rename(columns={"dmos": "DMOS"}).to_csv(csv, index=False)
+    root, _ = fake(tmp_path, "kadid10k")
+    edit_table(root / "kadid10k" / "dmos.csv", lambda df: df.rename(columns={"dmos": "DMOS"}))
     with pytest.raises(ValueError, match=r"dmos.csv lacks column\(s\) \['dmos'\]"):
         read_catalog("kadid10k", root)
 
 
 def test_nan_score_is_refused(tmp_path):
-    root = tmp_path / "bid"
-    fakes.bid(root)
-    xlsx = root / "DatabaseGrades.xlsx"
-    df = pd.read_excel(xlsx)
-    df.loc[4, "Average Subjective Grade"] = np.nan
-    df.to_excel(xlsx, index=False)
+    root, _ = fake(tmp_path, "bid")
+    edit_table(root / "DatabaseGrades.xlsx", lambda df: df.assign(**{"Average Subjective Grade": df[
+        "Average Subjective Grade"].where(df.index != 4)}))
     with pytest.raises(ValueError, match=r"DatabaseGrades.xlsx: 1 rows have no numeric score.*DatabaseImage0005"):
         read_catalog("bid", root)
 
 
 def test_scores_outside_the_documented_range_are_refused(tmp_path):
-    root = tmp_path / "k"
-    root.mkdir()
-    fakes.koniq10k(root)
-    csv = root / "koniq10k_scores_and_distributions.csv"
-    df = pd.read_csv(csv)
-    df["MOS"] = df["MOS_zscore"]  # a user pointing at the wrong column
-    df.to_csv(csv, index=False)
+    root, _ = fake(tmp_path, "koniq10k")
+    # a user pointing at the wrong column
+    edit_table(root / "koniq10k_scores_and_distributions.csv", lambda df: df.assign(MOS=df["MOS_zscore"]))
     with pytest.raises(ValueError, match="outside the documented range 1..5"):
         read_catalog("koniq10k", root)
 
 
 def test_damaged_label_files(tmp_path):
-    root = tmp_path / "cid"
-    root.mkdir()
-    fakes.cid2013(root)
+    root, _ = fake(tmp_path, "cid2013")
     xlsx = next(root.glob("*.xlsx"))
     pd.DataFrame({"Source_ID": ["x"], "Realigned MOS": [1.0]}).to_excel(xlsx, sheet_name="Sheet1", index=False)
     with pytest.raises(ValueError, match="no sheet 'CID2013 MOS'"):
         read_catalog("cid2013", root)
-    root = tmp_path / "livec"
-    root.mkdir()
-    fakes.livec(root)
+    root, _ = fake(tmp_path, "livec")
     import scipy.io as sio
     sio.savemat(root / "Data" / "AllMOS_release.mat", {"mos": np.ones((1, 12))})
     with pytest.raises(ValueError, match="no variable 'AllMOS_release'"):
         read_catalog("livec", root)
-    root = tmp_path / "kadid"
-    root.mkdir()
-    fakes.kadid10k(root)
-    csv = root / "kadid10k" / "dmos.csv"
-    df = pd.read_csv(csv)
-    df.loc[0, "dist_img"] = "photo.png"
-    df.to_csv(csv, index=False)
+    root, _ = fake(tmp_path, "kadid10k")
+    edit_table(root / "kadid10k" / "dmos.csv", lambda df: df.replace({"dist_img": {df.dist_img[0]: "photo.png"}}))
     with pytest.raises(ValueError, match="do not follow I<ref>_<type"):
         read_catalog("kadid10k", root)
 
 
 def test_an_image_listed_twice_is_refused(tmp_path):
-    root = tmp_path / "k"
-    root.mkdir()
-    fakes.koniq10k(root)
-    csv = root / "koniq10k_scores_and_distributions.csv"
-    df = pd.read_csv(csv)
-    pd.concat([df, df.iloc[:1]]).to_csv(csv, index=False)
+    root, _ = fake(tmp_path, "koniq10k")
+    edit_table(root / "koniq10k_scores_and_distributions.csv", lambda df: pd.concat([df, df.iloc[:1]]))
     with pytest.raises(ValueError, match="lists 1 images more than once"):
         read_catalog("koniq10k", root)
 
 
 def test_missing_image_fails_whole_or_is_skipped_and_listed(tmp_path, capsys):
-    root = tmp_path / "bid"
-    info = fakes.bid(root)
+    root, info = fake(tmp_path, "bid")
     (root / "ImageDatabase" / "DatabaseImage0003.JPG").unlink()
     out = tmp_path / "bid.h5"
     with pytest.raises(FileNotFoundError, match=r"1 of 12 images .* missing.*DatabaseImage0003.*--skip-bad"):
@@ -295,9 +269,7 @@ def test_missing_image_fails_whole_or_is_skipped_and_listed(tmp_path, capsys):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_unreadable_image_fails_whole_or_is_skipped(tmp_path, workers):
-    root = tmp_path / "spaq"
-    root.mkdir()
-    info = fakes.spaq(root)
+    root, info = fake(tmp_path, "spaq")
     (root / "TestImage" / "00007.jpg").write_bytes(b"not a jpeg at all")
     out = tmp_path / "spaq.h5"
     with pytest.raises(ValueError, match=r"cannot read image .*00007.jpg.*--skip-bad"):
@@ -312,9 +284,7 @@ def test_unreadable_image_fails_whole_or_is_skipped(tmp_path, workers):
 
 
 def test_image_folder_that_does_not_match_the_labels(tmp_path):
-    root = tmp_path / "k"
-    root.mkdir()
-    fakes.koniq10k(root)
+    root, _ = fake(tmp_path, "koniq10k")
     for p in (root / "1024x768").iterdir():
         p.rename(p.with_name("other_" + p.name))
     out = tmp_path / "k.h5"
@@ -324,9 +294,7 @@ def test_image_folder_that_does_not_match_the_labels(tmp_path):
 
 
 def test_interrupted_preparation_leaves_no_store(tmp_path, monkeypatch):
-    root = tmp_path / "cid"
-    root.mkdir()
-    fakes.cid2013(root)
+    root, _ = fake(tmp_path, "cid2013")
     calls = []
 
     def fail_second(paths, size, draft=True):
@@ -344,9 +312,7 @@ def test_interrupted_preparation_leaves_no_store(tmp_path, monkeypatch):
 
 
 def test_cli_prepares_and_reports_errors(tmp_path, capsys):
-    root = tmp_path / "kadid"
-    root.mkdir()
-    fakes.kadid10k(root)
+    root, _ = fake(tmp_path, "kadid10k")
     out = tmp_path / "k.h5"
     assert cli.main(["prepare", "kadid10k", "--root", str(root), "--out", str(out), "--size", str(S),
                      "--workers", "0"]) == 0
