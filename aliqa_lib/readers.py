@@ -168,11 +168,12 @@ def _index_images(folder: Path, max_depth: int = 4) -> dict[str, Path]:
 def _table(path: Path, sheet: str | int = 0) -> pd.DataFrame:
     """A CSV or Excel label file as a DataFrame, or an error naming the file."""
     try:
-        table = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_excel(path, sheet_name=sheet)
+        table = pd.read_csv(path) if path.suffix.lower() == ".csv" else \
+            pd.read_excel(path, sheet_name=sheet, engine="calamine")
         return table.dropna(how="all").reset_index(drop=True)  # spreadsheets often carry blank rows
     except ValueError as err:
         if isinstance(sheet, str) and "not found" in str(err).lower():
-            sheets = list(pd.ExcelFile(path).sheet_names)
+            sheets = list(pd.ExcelFile(path, engine="calamine").sheet_names)
             raise ValueError(f"{path} has no sheet {sheet!r} (it has {sheets}); is this the official file?") from None
         raise ValueError(f"cannot read {path}: {err}") from None
     except Exception as err:  # noqa: BLE001 - any parser error means an unreadable label file

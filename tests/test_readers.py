@@ -38,7 +38,7 @@ def edit_table(path: Path, edit) -> None:
     if path.suffix == ".csv":
         edit(pd.read_csv(path)).to_csv(path, index=False)
     else:
-        edit(pd.read_excel(path)).to_excel(path, index=False)
+        edit(pd.read_excel(path, engine="calamine")).to_excel(path, index=False)
 
 
 def no_store_left(out: Path) -> bool:
@@ -98,7 +98,7 @@ def test_spaq_attributes_and_exif_orientation(tmp_path):
 def test_spaq_reads_a_csv_export_of_the_workbook(tmp_path):
     root, info = fake(tmp_path, "spaq")
     xlsx = root / "Annotations" / "MOS and Image attribute scores.xlsx"
-    pd.read_excel(xlsx).to_csv(xlsx.with_suffix(".csv"), index=False)
+    pd.read_excel(xlsx, engine="calamine").to_csv(xlsx.with_suffix(".csv"), index=False)
     xlsx.unlink()
     catalog = read_catalog("spaq", root)
     assert catalog.label_file.suffix == ".csv" and catalog.names == info["names"]
@@ -173,6 +173,25 @@ def test_valid_store_is_reused_and_force_rebuilds(tmp_path):
     assert out.stat().st_mtime_ns == before
     prep.prepare("bid", root, out=out, size=S, workers=0, progress=False, force=True)
     assert out.stat().st_mtime_ns != before
+
+
+def test_bid_reads_the_legacy_xls_workbook(tmp_path):
+    import xlwt
+
+    root, info = fake(tmp_path, "bid")
+    (root / "DatabaseGrades.xlsx").unlink()
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Sheet1")
+    for col, title in enumerate(["Image Number", "Average Subjective Grade", "std"]):
+        sheet.write(0, col, title)
+    for row, grade in enumerate(info["mos"], start=1):
+        sheet.write(row, 0, row)
+        sheet.write(row, 1, float(grade))
+        sheet.write(row, 2, 0.7)
+    book.save(str(root / "DatabaseGrades.xls"))
+    catalog = read_catalog("bid", root)
+    assert catalog.label_file.name == "DatabaseGrades.xls" and catalog.names == info["names"]
+    np.testing.assert_allclose(catalog.mos01, info["mos"] / 5)
 
 
 def test_a_prepared_store_is_found_by_name_alone(tmp_path):
