@@ -66,9 +66,14 @@ def score_ladder(path: str | os.PathLike, labels: Labels, n: int = 12, ncols: in
     """`n` images at evenly spaced score ranks, worst to best, titled with name and raw score."""
     order = np.argsort(labels.mos01, kind="stable")
     picks = order[np.unique(np.linspace(0, len(order) - 1, min(n, len(order))).round().astype(int))]
-    titles = [f"{str(labels.names[i])[:16]}\n{labels.mos[i]:.2f}" for i in picks]
+    titles = [f"{_short(str(labels.names[i]))}\n{labels.mos[i]:.2f}" for i in picks]
     return image_grid(read_images(path, picks), titles, ncols=ncols,
                       suptitle=f"{labels.attrs['dataset']}: worst to best (raw score)")
+
+
+def _short(name: str, width: int = 22) -> str:
+    """A name cut in the middle to fit a subplot title."""
+    return name if len(name) <= width else f"{name[:width // 2 - 1]}...{name[-(width // 2 - 2):]}"
 
 
 def save(fig: plt.Figure, out_dir: str | os.PathLike, name: str) -> Path:
