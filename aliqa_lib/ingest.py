@@ -102,8 +102,9 @@ def decoded_batches(paths: list[Path], size: int, workers: int, batch: int = 16,
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    """fork on Linux (works from scripts, stdin and notebooks alike, as torch's DataLoader does; the
-    workers touch only PIL and numpy), spawn elsewhere (scripts then need an `if __name__` guard)."""
+    """fork on Linux, as torch's DataLoader does (works from scripts, stdin and notebooks alike; each
+    worker runs torch on one thread, see _init_worker), spawn elsewhere (scripts then need an
+    `if __name__ == "__main__"` guard)."""
     if sys.platform == "linux":
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
