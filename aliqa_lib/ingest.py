@@ -14,6 +14,7 @@ import os
 import sys
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -83,19 +84,18 @@ def decoded_batches(paths: list[Path], size: int, workers: int, batch: int = 16,
             yield (start, *decode_batch(chunk, size, draft))
         return
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init_worker)
-    pending: deque[tuple[int, Future]] = deque()
     todo = iter(chunks)
+
+    def submit(chunk: tuple[int, list[str]]) -> tuple[int, Future]:
+        """Queue one batch on the pool, keeping its start position."""
+        return chunk[0], pool.submit(decode_batch, chunk[1], size, draft)
+
     try:
-        for start, chunk in todo:
-            pending.append((start, pool.submit(decode_batch, chunk, size, draft)))
-            if len(pending) >= 2 * workers:
-                break
+        pending = deque(map(submit, islice(todo, 2 * workers)))  # at most two batches per worker in flight
         while pending:
             start, future = pending.popleft()
             images, errors = future.result()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append((nxt[0], pool.submit(decode_batch, nxt[1], size, draft)))
+            pending.extend(map(submit, islice(todo, 1)))
             yield start, images, errors
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -35,14 +35,21 @@ def prepare(name: str, root: str | os.PathLike | None = None, out: str | os.Path
             raise ValueError("the synthetic dataset is generated from installed packages; it takes no --root or --variant")
         config = synthetic.smoke_config(size, seed) if smoke else synthetic.SyntheticConfig(size=size, seed=seed)
         out = Path(out) if out else default_store_path("synthetic_smoke" if smoke else "synthetic", size, seed)
-        if not force and out.exists():
-            try:
-                if synthetic.matches(validate_store(out), config):
-                    return out
-            except StoreError:
-                pass  # invalid or stale: rebuild below
+        attrs = None if force else _valid_attrs(out)
+        if attrs is not None and synthetic.matches(attrs, config):
+            return out
         return synthetic.build(out, config, progress=progress)
     return _prepare_real(name, root, out, size, smoke, force, progress, workers, skip_bad, variant)
+
+
+def _valid_attrs(path: Path) -> dict | None:
+    """The attributes of a valid store at path, or None (absent, incomplete or stale: rebuild it)."""
+    if not path.exists():
+        return None
+    try:
+        return validate_store(path)
+    except StoreError:
+        return None
 
 
 def _prepare_real(name: str, root: str | os.PathLike | None, out: str | os.PathLike | None, size: int,
@@ -53,25 +60,18 @@ def _prepare_real(name: str, root: str | os.PathLike | None, out: str | os.PathL
 
     tag = "_".join(filter(None, [name, variant, "smoke" if smoke else ""]))
     out = Path(out) if out else default_store_path(tag, size)
+    attrs = _valid_attrs(out)
     if root is None:  # later notebooks name only the dataset: reuse the store prepared before
-        try:
-            if validate_store(out).get("dataset") == name:
-                return out
-        except StoreError:
-            pass
+        if attrs is not None and attrs.get("dataset") == name:
+            return out
         info = REAL_DATASETS[name]
         raise ValueError(f"{name} needs --root DIR, the folder where you unpacked {info.title} "
                          f"(download: {info.url}); no prepared store at {out} to reuse")
     root = Path(root).expanduser().resolve()
     settings = dict(source_root=str(root), variant_requested=variant or "", smoke=bool(smoke))
-    if not force and out.exists():
-        try:
-            attrs = validate_store(out)
-            if attrs.get("dataset") == name and int(attrs["size"]) == size and \
-                    all(attrs.get(k) == v for k, v in settings.items()):
-                return out
-        except StoreError:
-            pass  # invalid or stale: rebuild below
+    if not force and attrs is not None and attrs.get("dataset") == name and int(attrs["size"]) == size \
+            and all(attrs.get(k) == v for k, v in settings.items()):
+        return out
     catalog = read_catalog(name, root, variant)
     if smoke and len(catalog) > SMOKE_IMAGES:
         catalog = catalog.subset(np.unique(np.linspace(0, len(catalog) - 1, SMOKE_IMAGES).round().astype(int)))

@@ -233,7 +233,7 @@ def read_koniq10k(root: str | os.PathLike, variant: str | None = None) -> Catalo
     sets_file = label if "set" in df.columns else _maybe(root, names_ok[1])
     split = None
     if sets_file is not None:
-        sets = _table(sets_file)
+        sets = df if sets_file == label else _table(sets_file)  # the label file itself may hold the sets
         _require(sets, ("image_name", "set"), sets_file, "koniq10k")
         by_name = dict(zip(sets["image_name"].astype(str), sets["set"].astype(str)))
         split = [by_name.get(n, "") for n in names]

@@ -103,8 +103,7 @@ class StoreWriter:
         s = self.size
         self.file.create_dataset("images", shape=(self.n, 3, s, s), maxshape=(None, 3, s, s), dtype=np.uint8,
                                  chunks=(1, 3, s, s), compression=self._compression)
-        for key, value in self._attrs.items():
-            self.file.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
+        self.set_attrs(**self._attrs)
         return self
 
     def write_images(self, start: int, images: np.ndarray) -> None:
