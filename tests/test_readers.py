@@ -62,6 +62,14 @@ def test_koniq10k_sorted_names_scaling_and_official_split(tmp_path):
     np.testing.assert_allclose(labels.mos_std, 0.5)
 
 
+def test_koniq10k_reads_the_sets_file_alone(tmp_path):
+    root, info = fake(tmp_path, "koniq10k", sets=True)
+    (root / "koniq10k_scores_and_distributions.csv").unlink()
+    catalog = read_catalog("koniq10k", root)
+    assert catalog.label_file.name == "koniq10k_distributions_sets.csv"
+    assert catalog.names == sorted(info["names"]) and catalog.split.count("validation") == 2
+
+
 def test_koniq10k_falls_back_to_the_512_folder_and_honours_variant(tmp_path):
     root, _ = fake(tmp_path, "koniq10k", folder="512x384")
     assert read_catalog("koniq10k", root).variant == "512x384"
