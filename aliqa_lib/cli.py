@@ -6,9 +6,9 @@ import json
 import sys
 from typing import Any, Sequence
 
-from .notebooks import run_all
-from .prepare import DATASETS, prepare
-from .store import StoreError
+from .notebook import run_all
+from .data.prepare import DATASET_NAMES, prepare
+from .data.store import StoreError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -16,7 +16,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m aliqa_lib", description="Label-efficient BIQA by active learning.")
     sub = p.add_subparsers(dest="command", required=True)
     prep = sub.add_parser("prepare", help="prepare a dataset into an HDF5 store")
-    prep.add_argument("name", choices=DATASETS, help="dataset name")
+    prep.add_argument("name", choices=DATASET_NAMES, help="dataset name")
     prep.add_argument("--root", default=None, help="folder of the downloaded dataset (real datasets)")
     prep.add_argument("--out", default=None, help="store file to write (default: data/cache/synthetic_<size>_seed<seed>.h5, "
                                                   "or <name>_<size>.h5 for a real dataset)")
@@ -52,7 +52,7 @@ def _value(text: str) -> Any:
 
 def _sweep(args: argparse.Namespace) -> int:
     """Run a sweep from the command line; exit 1 if any grid point failed."""
-    from .sweep import run_sweep
+    from .evaluation.sweep import run_sweep
 
     try:
         grid = json.loads(open(args.grid, encoding="utf-8").read())

@@ -8,7 +8,8 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .store import Labels, read_images
+from .data.schema import Labels
+from .data.store import read_images
 
 
 def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, ncols: int = 6,

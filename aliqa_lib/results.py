@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from .cache import atomic_path
+
 RESULTS_FILE = "results.json"
 
 
@@ -51,11 +53,8 @@ def record(key: str, value: Any, out_dir: str | os.PathLike | None = None) -> An
     if not isinstance(key, str) or not key:
         raise ValueError("record(): key must be a non-empty string")
     path = results_path(out_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = read_results(out_dir)
     data[key] = _jsonable(value)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, sort_keys=True)
-    os.replace(tmp, path)
     return value

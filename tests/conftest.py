@@ -21,7 +21,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture(scope="session")
 def smoke_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The small embedded dataset (4 contents, all distortions), seed 3."""
-    from aliqa_lib.prepare import prepare
+    from aliqa_lib.data.prepare import prepare
     return prepare("synthetic", out=tmp_path_factory.mktemp("smoke") / "smoke.h5", seed=3, smoke=True, progress=False)
 
 

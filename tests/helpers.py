@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aliqa_lib.store import StoreWriter
+from aliqa_lib.data.store import StoreWriter
 
 
 def tiny_store(path, n: int = 8, size: int = 40, seed: int = 0, groups: bool = True):

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from aliqa_lib import checkpoints, clip, training
-from aliqa_lib.heads import soft_bce
+from aliqa_lib.models import checkpoints, clip, training
+from aliqa_lib.models.heads import soft_bce
 from helpers import tiny_store
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from aliqa_lib import metrics
+from aliqa_lib.evaluation import metrics
 
 
 @pytest.fixture

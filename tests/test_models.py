@@ -6,19 +6,21 @@ import pytest
 import torch
 from PIL import Image
 
-from aliqa_lib import checkpoints, finetune, heads, models, training
-from aliqa_lib.datasets import IMAGENET_MEAN, IMAGENET_STD
+from aliqa_lib.cache import cache_path
+from aliqa_lib.data.splits import split_budget
+from aliqa_lib.models import backbones, checkpoints, features, finetune, heads, training
+from aliqa_lib.data.torch_dataset import IMAGENET_MEAN, IMAGENET_STD
 from helpers import linear_features, tiny_store
 
 
 @pytest.fixture(scope="module")
 def lite0():
-    return models.load_backbone("efficientnet_lite0", "bundled")
+    return backbones.load_backbone("efficientnet_lite0", "bundled")
 
 
 def test_bundled_backbone_recognises_espresso():
     import skimage.data
-    model = models.load_backbone("efficientnet_lite0", "bundled", num_classes=1000)
+    model = backbones.load_backbone("efficientnet_lite0", "bundled", num_classes=1000)
     img = Image.fromarray(skimage.data.coffee())
     img = img.resize((round(img.width * 256 / img.height), 256), Image.BICUBIC)
     left = (img.width - 224) // 2
@@ -36,22 +38,22 @@ def test_backbone_weight_sources(lite0, tmp_path, capsys):
     assert ref.shape == (2, 1280) and lite0.weights_id.startswith("bundled:")
     renamed = {f"layer{i}": v for i, v in enumerate(lite0.state_dict().values())}   # other names, same order
     torch.save(renamed, tmp_path / "w.pth")
-    from_file = models.load_backbone("efficientnet_lite0", tmp_path / "w.pth")
+    from_file = backbones.load_backbone("efficientnet_lite0", tmp_path / "w.pth")
     with torch.inference_mode():
         torch.testing.assert_close(from_file(x), ref)
     assert from_file.weights_id.startswith("file:w.pth:")
     with pytest.warns(UserWarning, match="RANDOMLY INITIALISED"):
-        models.load_backbone("efficientnet_lite0", "random")
+        backbones.load_backbone("efficientnet_lite0", "random")
     assert "RANDOMLY INITIALISED" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="bundled"):
-        models.load_backbone("efficientnet_lite0", tmp_path / "missing.pth")
+        backbones.load_backbone("efficientnet_lite0", tmp_path / "missing.pth")
     with pytest.raises(ValueError, match="only for efficientnet_lite0"):
-        models.load_backbone("resnet18", "bundled")
+        backbones.load_backbone("resnet18", "bundled")
 
 
 def test_stage_statistics_features(lite0):
     x = torch.randn(2, 3, 96, 96)
-    feats = models.QualityFeatures(lite0, "stages")
+    feats = features.QualityFeatures(lite0, "stages")
     with torch.inference_mode():
         out, final = feats(x), lite0(x)
         first = lite0.blocks[0](lite0.bn1(lite0.conv_stem(x)))
@@ -60,39 +62,39 @@ def test_stage_statistics_features(lite0):
     torch.testing.assert_close(out[:, :16], first.mean(dim=(2, 3)))
     torch.testing.assert_close(out[:, 16:32], first.std(dim=(2, 3), correction=0))
     with torch.inference_mode():
-        torch.testing.assert_close(models.QualityFeatures(lite0, "final")(x), final)
+        torch.testing.assert_close(features.QualityFeatures(lite0, "final")(x), final)
     with pytest.raises(ValueError, match="unknown pooling"):
-        models.QualityFeatures(lite0, "max")
+        features.QualityFeatures(lite0, "max")
 
 
 def test_feature_cache_is_reused_and_keyed(lite0, tmp_path, monkeypatch):
     store = tmp_path / "s.h5"
     tiny_store(store, n=6, size=40)
-    first = models.extract_features(store, lite0, "bundled", crop=32, pooling="final", progress=False)
+    first = features.extract_features(store, lite0, "bundled", crop=32, pooling="final", progress=False)
     assert first.shape == (6, 1280) and first.dtype == np.float32
-    assert models.cache_path(store).exists()
+    assert cache_path(store).exists()
     calls = []
-    real_run = models._run
-    monkeypatch.setattr(models, "_run", lambda *a, **k: calls.append(1) or real_run(*a, **k))
-    np.testing.assert_array_equal(models.extract_features(store, lite0, "bundled", crop=32, pooling="final", progress=False), first)
+    real_run = features._run
+    monkeypatch.setattr(features, "_run", lambda *a, **k: calls.append(1) or real_run(*a, **k))
+    np.testing.assert_array_equal(features.extract_features(store, lite0, "bundled", crop=32, pooling="final", progress=False), first)
     assert calls == []                                          # served from the cache
-    aug = models.extract_features(store, lite0, "bundled", view="aug2", crop=32, pooling="final", progress=False)
+    aug = features.extract_features(store, lite0, "bundled", view="aug2", crop=32, pooling="final", progress=False)
     assert aug.shape == (2, 6, 1280) and calls == [1] and not np.allclose(aug[0], aug[1])
-    models.extract_features(store, lite0, "bundled", crop=32, pooling="stages", progress=False)
+    features.extract_features(store, lite0, "bundled", crop=32, pooling="stages", progress=False)
     assert calls == [1, 1]                                      # another pooling is another entry
     tiny_store(store, n=6, size=40, seed=1)                     # the dataset changed
-    changed = models.extract_features(store, lite0, "bundled", crop=32, pooling="final", progress=False)
+    changed = features.extract_features(store, lite0, "bundled", crop=32, pooling="final", progress=False)
     assert calls == [1, 1, 1] and not np.allclose(changed, first)
     with pytest.raises(ValueError, match="unknown view"):
-        models.extract_features(store, lite0, "bundled", view="sideways", crop=32)
+        features.extract_features(store, lite0, "bundled", view="sideways", crop=32)
 
 
 def test_feature_extraction_gives_the_backbone_back_unchanged(tmp_path):
     with pytest.warns(UserWarning, match="RANDOMLY INITIALISED"):
-        net = models.load_backbone("efficientnet_lite0", "random").train()
+        net = backbones.load_backbone("efficientnet_lite0", "random").train()
     store = tmp_path / "s.h5"
     tiny_store(store, n=3, size=40)
-    models.extract_features(store, net, "random", crop=32, pooling="final", progress=False)
+    features.extract_features(store, net, "random", crop=32, pooling="final", progress=False)
     assert net.training                                           # not left in eval mode
     convs = [p for p in net.parameters() if p.dim() == 4]
     assert all(p.is_contiguous() for p in convs)                  # not left channels_last
@@ -114,7 +116,7 @@ def test_training_learns_is_deterministic_and_never_reads_test_labels():
     test = np.arange(300, 400)
     y_hidden = y.copy()
     y_hidden[test] = np.nan                                     # test labels are not even available
-    train, val = training.split_budget(np.arange(300), 0.2, seed=0)
+    train, val = split_budget(np.arange(300), 0.2, seed=0)
     assert len(np.intersect1d(train, val)) == 0 and len(val) == 60
     cfg = training.TrainConfig(epochs=60, seed=1)
     a = training.train_heads(x, y_hidden, train, val, cfg, progress=False)
@@ -169,7 +171,7 @@ def test_checkpoint_round_trip(tmp_path):
 def test_finetune_changes_only_the_last_blocks(lite0, tmp_path):
     store = tmp_path / "s.h5"
     tiny_store(store, n=12, size=40)
-    encoder = models.QualityFeatures(models.load_backbone("efficientnet_lite0", "bundled"), "final")
+    encoder = features.QualityFeatures(backbones.load_backbone("efficientnet_lite0", "bundled"), "final")
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
     head = training.make_heads(1280, seed=0)
     res = finetune.finetune(encoder, head, store, np.arange(8), np.arange(8, 12),

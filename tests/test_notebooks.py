@@ -9,7 +9,7 @@ import papermill
 import pytest
 
 import aliqa_lib as al
-from aliqa_lib.notebooks import list_notebooks, run_notebook
+from aliqa_lib.notebook import list_notebooks, run_notebook
 
 NOTEBOOKS = list_notebooks()
 
@@ -69,7 +69,7 @@ def real_layout_store(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("spaq_fake")
     fakes.spaq(root, n=160)
-    return al.prepare.prepare("spaq", root, out=root / "spaq.h5", workers=2, progress=False)
+    return al.data.prepare.prepare("spaq", root, out=root / "spaq.h5", workers=2, progress=False)
 
 
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if not p.name.startswith("01")], ids=lambda p: p.stem)

@@ -10,10 +10,12 @@ import pytest
 from PIL import Image
 
 import fakes
-from aliqa_lib import cli, ingest, prepare as prep
-from aliqa_lib.readers import read_catalog
-from aliqa_lib.splits import authors_koniq_split
-from aliqa_lib.store import read_images, read_labels
+from aliqa_lib import cli
+from aliqa_lib.data import ingest
+from aliqa_lib.data import prepare as prep
+from aliqa_lib.data.readers import read_catalog
+from aliqa_lib.authors import koniq_split as authors_koniq_split
+from aliqa_lib.data.store import read_images, read_labels
 
 S = 32
 
@@ -67,7 +69,7 @@ def test_koniq10k_reads_the_sets_file_alone(tmp_path):
     (root / "koniq10k_scores_and_distributions.csv").unlink()
     catalog = read_catalog("koniq10k", root)
     assert catalog.label_file.name == "koniq10k_distributions_sets.csv"
-    assert catalog.names == sorted(info["names"]) and catalog.split.count("validation") == 2
+    assert list(catalog.labels.names) == sorted(info["names"]) and list(catalog.labels.split).count("validation") == 2
 
 
 def test_koniq10k_falls_back_to_the_512_folder_and_honours_variant(tmp_path):
@@ -109,8 +111,8 @@ def test_spaq_reads_a_csv_export_of_the_workbook(tmp_path):
     pd.read_excel(xlsx, engine="calamine").to_csv(xlsx.with_suffix(".csv"), index=False)
     xlsx.unlink()
     catalog = read_catalog("spaq", root)
-    assert catalog.label_file.suffix == ".csv" and catalog.names == info["names"]
-    np.testing.assert_allclose(catalog.mos01, info["mos"] / 100)
+    assert catalog.label_file.suffix == ".csv" and list(catalog.labels.names) == info["names"]
+    np.testing.assert_allclose(catalog.labels.mos01, info["mos"] / 100)
 
 
 def test_kadid10k_structure_and_exact_pixels(tmp_path):
@@ -198,8 +200,8 @@ def test_bid_reads_the_legacy_xls_workbook(tmp_path):
         sheet.write(row, 2, 0.7)
     book.save(str(root / "DatabaseGrades.xls"))
     catalog = read_catalog("bid", root)
-    assert catalog.label_file.name == "DatabaseGrades.xls" and catalog.names == info["names"]
-    np.testing.assert_allclose(catalog.mos01, info["mos"] / 5)
+    assert catalog.label_file.name == "DatabaseGrades.xls" and list(catalog.labels.names) == info["names"]
+    np.testing.assert_allclose(catalog.labels.mos01, info["mos"] / 5)
 
 
 def test_a_prepared_store_is_found_by_name_alone(tmp_path):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from aliqa_lib import baselines, distill, selection, votes
+from aliqa_lib import authors
+from aliqa_lib.selection import baselines, criteria, distill, fusion, strategies, votes
 from helpers import tiny_store
 
 RELEASE = Path(__file__).resolve().parents[1] / "data" / "authors_release"
@@ -28,112 +29,139 @@ def hand_case(offset: int = 0):
 
 def test_uncertainty_and_content_hand_computed():
     v, d, _ = hand_case()
-    np.testing.assert_allclose(selection.uncertainty(v), [0.05, 0.25, 0.15, 0.2, 0.1])
-    np.testing.assert_allclose(selection.content_distance(d), 3 * np.array([5, 1, 4, 2, 3]))
+    np.testing.assert_allclose(criteria.uncertainty(v), [0.05, 0.25, 0.15, 0.2, 0.1])
+    np.testing.assert_allclose(criteria.content_distance(d), 3 * np.array([5, 1, 4, 2, 3]))
     # trimmed aggregation: of 5 repeats keep the 3 closest to their mean (here drop 0 and 10)
     rep = np.array([0.0, 4.0, 5.0, 6.0, 10.0]).reshape(5, 1, 1)
-    assert selection.content_distance(rep)[0] == pytest.approx(15.0)
+    assert criteria.content_distance(rep)[0] == pytest.approx(15.0)
     with pytest.raises(ValueError, match="attributes, images, templates"):
-        selection.uncertainty(np.zeros((3, 4)))
+        criteria.uncertainty(np.zeros((3, 4)))
 
 
 def test_fusion_round_hand_computed():
     v, d, pool = hand_case()
     # r_c = [5,1,4,2,3]; r_u = [1,5,3,4,2]; band (start int(5*0.4)=2, 2 images) = images 2, 4 -> r_u 0, -1
-    det = selection.fusion_round(v, d, pool, num=2, wt=0.01, band_start=0.4)
+    det = fusion.fusion_round(v, d, pool, num=2, wt=0.01, band_start=0.4)
     np.testing.assert_array_equal(det.r_c, [5, 1, 4, 2, 3])
     np.testing.assert_array_equal(det.r_u, [1, 5, 0, 4, -1])
     np.testing.assert_allclose(det.score, [1.05, 5.01, 0.04, 4.02, -0.97])
     np.testing.assert_array_equal(det.selected, [4, 2])
     assert det.from_band == 2
     # wt = 2: f = [11, 7, 8, 8, 5] -> images 4 and 1
-    np.testing.assert_array_equal(selection.al_iqa_round(v, d, pool, 2, 2.0, 0.4), [4, 1])
+    np.testing.assert_array_equal(fusion.al_iqa_round(v, d, pool, 2, 2.0, 0.4), [4, 1])
     # wt = 1, three images, band from the top: band = images 1, 3, 2 -> r_u = [1, 0, -2, -1, 2];
     # f = [6, 1, 2, 1, 5]: the tie at 1 goes to the lower pool index
-    np.testing.assert_array_equal(selection.al_iqa_round(v, d, pool, 3, 1.0, 0.0), [1, 3, 2])
+    np.testing.assert_array_equal(fusion.al_iqa_round(v, d, pool, 3, 1.0, 0.0), [1, 3, 2])
 
 
 def test_fusion_returns_pool_values_and_ignores_pool_order():
     v, d, pool = hand_case(offset=10)
-    np.testing.assert_array_equal(selection.al_iqa_round(v, d, pool[::-1], 2, 0.01, 0.4), [14, 12])
+    np.testing.assert_array_equal(fusion.al_iqa_round(v, d, pool[::-1], 2, 0.01, 0.4), [14, 12])
 
 
 def test_fusion_rejects_bad_requests():
     v, d, pool = hand_case()
     with pytest.raises(ValueError, match="cannot select 6 images from a pool of 5"):
-        selection.al_iqa_round(v, d, pool, 6, 0.01, 0.0)
+        fusion.al_iqa_round(v, d, pool, 6, 0.01, 0.0)
     with pytest.raises(ValueError, match="whole number"):
-        selection.al_iqa_round(v, d, pool, 2.5, 0.01, 0.0)
+        fusion.al_iqa_round(v, d, pool, 2.5, 0.01, 0.0)
     with pytest.raises(ValueError, match="band_start"):
-        selection.al_iqa_round(v, d, pool, 2, 0.01, 1.5)
+        fusion.al_iqa_round(v, d, pool, 2, 0.01, 1.5)
 
 
 def test_band_is_clipped_to_the_pool_in_clean_mode():
     v, d, pool = hand_case()
-    det = selection.fusion_round(v, d, pool, num=2, wt=0.0, band_start=0.99)
+    det = fusion.fusion_round(v, d, pool, num=2, wt=0.0, band_start=0.99)
     # start int(5*0.99)=4 would leave a 1-image band; clean mode slides it back to the last 2
     np.testing.assert_array_equal(np.sort(det.band), [0, 4])
 
 
 def test_round_sizes_sum_to_the_budget():
-    cfg = selection.ALIQAConfig()
+    cfg = fusion.PAPER_SCHEDULE
     assert cfg.round_sizes(291) == [58, 117, 116]          # shares 58.2, 116.4, 116.4; the spare image to the largest remainder
     assert cfg.round_sizes(5) == [1, 2, 2] and sum(cfg.round_sizes(101)) == 101
 
 
-def test_multi_round_loop_asks_for_new_votes_each_round():
+def test_multi_round_strategy_asks_for_new_votes_each_round():
     rng = np.random.default_rng(0)
     n = 200
     d = rng.random((5, 10, n))
     calls = []
 
-    def votes_for_round(r, selected):
-        calls.append((r, len(selected)))
-        return rng.random((6 if r == 0 else 1, n, 3))
+    def vote_source(r, labelled):
+        calls.append((r, len(labelled)))
+        return rng.random((1, n, 3))
 
-    rounds = selection.al_iqa(votes_for_round, d, np.arange(n), 50)
-    assert [len(r) for r in rounds] == [10, 20, 20] and calls == [(0, 0), (1, 10), (2, 30)]
-    assert len(np.unique(np.concatenate(rounds))) == 50
-    with pytest.raises(ValueError, match="budget 201"):
-        selection.al_iqa(votes_for_round, d, np.arange(n), 201)
+    aliqa = strategies.make_selector("al_iqa", votes=rng.random((6, n, 3)), distances=d, vote_source=vote_source)
+    chosen = aliqa.select(np.zeros((n, 2)), labelled=np.arange(5), budget=50, seed=0)
+    assert [len(r) for r in chosen.rounds] == [10, 20, 20] and calls == [(1, 15), (2, 35)]
+    assert len(np.unique(chosen.positions)) == 50 and not np.isin(chosen.positions, np.arange(5)).any()
+    with pytest.raises(ValueError, match="budget must be a whole number in 1..195"):
+        aliqa.select(np.zeros((n, 2)), labelled=np.arange(5), budget=196)
+
+
+def test_multi_round_strategy_falls_back_to_one_round_when_rounds_are_too_small():
+    rng = np.random.default_rng(1)
+    v, d = rng.random((6, 50, 3)), rng.random((3, 4, 50))
+    aliqa = strategies.ALIQA(v, d, vote_source=lambda r, lab: pytest.fail("no training on 1-2 labels"))
+    chosen = aliqa.select(np.zeros((50, 2)), budget=6)             # rounds of 1, 2, 3 images
+    np.testing.assert_array_equal(chosen.positions, fusion.al_iqa_round(v, d, np.arange(50), 6, 0.005, 0.0))
 
 
 def test_replay_of_the_authors_livew_selection():
-    rounds = selection.replay_authors_livew(RELEASE)
+    rounds = authors.replay_livew(RELEASE)
     assert [len(r) for r in rounds] == [59, 116, 116]                 # their off-by-one in round 1
     assert len(np.unique(np.concatenate(rounds))) == 291
     assert all(r.min() >= 0 and r.max() < 1169 for r in rounds)
-    details = selection.replay_details(RELEASE)
+    details = authors.replay_details(RELEASE)
     assert [d.from_band for d in details] == [58, 115, 115]           # METHOD.md: the band dominates
-    clean = selection.replay_authors_livew(RELEASE, faithful=False)
+    clean = authors.replay_livew(RELEASE, faithful=False)
     assert [len(r) for r in clean] == [58, 116, 116]
     assert set(clean[0]) < set(rounds[0])
     with pytest.raises(FileNotFoundError, match="authors' release"):
-        selection.replay_authors_livew(RELEASE / "nope")
+        authors.replay_livew(RELEASE / "nope")
 
 
-@pytest.mark.parametrize("name", selection.SELECTORS)
+@pytest.mark.parametrize("name", [n for n in strategies.SELECTORS if n != "full_pool"])
 def test_every_selector_by_name(name):
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(300, 16)).astype(np.float32)
     extra = dict(votes=rng.random((6, 300, 3)), distances=rng.random((5, 8, 300)))
     labelled = np.arange(0, 300, 10)
-    a = selection.select(name, feats, 40, seed=1, labelled=labelled, **extra)
-    b = selection.select(name, feats, 40, seed=1, labelled=labelled, **extra)
+    a = strategies.select(name, feats, 40, seed=1, labelled=labelled, **extra)
+    b = strategies.select(name, feats, 40, seed=1, labelled=labelled, **extra)
     assert len(a) == 40 and len(np.unique(a)) == 40 and not np.isin(a, labelled).any()
     np.testing.assert_array_equal(a, b)                               # deterministic per seed
-    assert selection.select(name, feats, 270, seed=0, labelled=labelled, **extra).size == 270
+    assert strategies.select(name, feats, 270, seed=0, labelled=labelled, **extra).size == 270
 
 
 def test_select_rejects_bad_input():
     feats = np.zeros((10, 2), np.float32)
     for budget in (0, 11, -1):
-        with pytest.raises(ValueError, match="valid selectors: random"):
-            selection.select("random", feats, budget)
+        with pytest.raises(ValueError, match="budget must be a whole number in 1..10"):
+            strategies.select("random", feats, budget)
     with pytest.raises(ValueError, match="unknown selector 'oracle'; choose from random"):
-        selection.select("oracle", feats, 3)
+        strategies.select("oracle", feats, 3)
     with pytest.raises(ValueError, match="needs votes"):
-        selection.select("uncertainty", feats, 3)
+        strategies.select("uncertainty", feats, 3)
+    with pytest.raises(ValueError, match=r"takes no option\(s\) \['band_strat'\]"):
+        strategies.select("al_iqa_round", feats, 3, votes=np.zeros((6, 10, 3)), distances=np.zeros((3, 2, 10)),
+                          band_strat=0.5)
+    with pytest.raises(ValueError, match=r"votes of shape \(6, 9, 3\) must be \(attributes, N, templates\) with N = 10"):
+        strategies.select("uncertainty", feats, 3, votes=np.zeros((6, 9, 3)))
+
+
+def test_selectors_with_utilities_rank_their_picks_first():
+    rng = np.random.default_rng(2)
+    feats, v, d = rng.normal(size=(60, 4)), rng.random((6, 60, 3)), rng.random((3, 5, 60))
+    labelled = np.arange(10)
+    for name in ("uncertainty", "content", "al_iqa_round"):
+        out = strategies.make_selector(name, votes=v, distances=d).select(feats, labelled, 8, seed=0)
+        assert np.isnan(out.utilities[labelled]).all()
+        best = np.argsort(-np.nan_to_num(out.utilities, nan=-np.inf), kind="stable")[:8]
+        np.testing.assert_array_equal(np.sort(best), np.sort(out.positions))
+    full = strategies.make_selector("full_pool").select(feats, labelled, 50)
+    np.testing.assert_array_equal(full.positions, np.arange(10, 60))
 
 
 def test_kcenter_and_gsx_are_farthest_first():

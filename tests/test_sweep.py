@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from aliqa_lib import sweep
+from aliqa_lib.evaluation import sweep
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from aliqa_lib import describe, distortions, pseudo_mos, synthetic
-from aliqa_lib.store import read_labels, validate_store
+from aliqa_lib.data import describe, distortions, pseudo_mos, synthetic
+from aliqa_lib.data.store import read_labels, validate_store
 
 
 @pytest.fixture(scope="module")

@@ -3,24 +3,26 @@
 A reader only reads labels and finds image files; decoding and resizing happen in `ingest`.
 Every reader checks what it reads and raises one clear error naming the file and what it expected.
 The layouts follow each database's own release (checked against its readme and the loaders of
-widely used IQA code); `DATASETS` lists where each one is downloaded.
+widely used IQA code); `DATABASES` lists where each one is downloaded.
 """
 from __future__ import annotations
 
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 import scipy.io as sio
 
+from .schema import Labels, to_unit
+
 
 @dataclass(frozen=True)
-class DatasetInfo:
+class DatabaseInfo:
     """What a user needs to know to download a database and point `prepare` at it."""
 
     title: str
@@ -29,26 +31,26 @@ class DatasetInfo:
     scale: str
 
 
-DATASETS: dict[str, DatasetInfo] = {
-    "koniq10k": DatasetInfo(
+DATABASES: dict[str, DatabaseInfo] = {
+    "koniq10k": DatabaseInfo(
         "KonIQ-10k (10,073 in-the-wild photos)", "https://database.mmsp-kn.de/koniq-10k-database.html",
         "koniq10k_scores_and_distributions.csv (or koniq10k_distributions_sets.csv) and 1024x768/ or 512x384/",
         "MOS 1-5, higher = better; (MOS-1)/4"),
-    "livec": DatasetInfo(
+    "livec": DatabaseInfo(
         "LIVE In the Wild Image Quality Challenge (1,169 photos)", "https://live.ece.utexas.edu/research/ChallengeDB/index.html",
         "Data/AllImages_release.mat, Data/AllMOS_release.mat, Data/AllStdDev_release.mat, Images/ "
         "(7 in Images/trainingImages/)", "MOS 0-100, higher = better; MOS/100"),
-    "spaq": DatasetInfo(
+    "spaq": DatabaseInfo(
         "SPAQ (11,125 smartphone photos)", "https://github.com/h4nwei/SPAQ",
         "Annotations/MOS and Image attribute scores.xlsx and TestImage/*.jpg", "MOS 0-100, higher = better; MOS/100"),
-    "kadid10k": DatasetInfo(
+    "kadid10k": DatabaseInfo(
         "KADID-10k (81 references x 25 distortions x 5 levels)", "https://database.mmsp-kn.de/kadid-10k-database.html",
         "dmos.csv (dist_img, ref_img, dmos, var) and images/", "DMOS 1-5, higher = better despite the name; (DMOS-1)/4"),
-    "bid": DatasetInfo(
+    "bid": DatabaseInfo(
         "BID, the Real Blur Image Database (586 photos, Ciancio et al. 2011)",
         "http://www02.smt.ufrj.br/~eduardo/ImageDatabase.htm",
         "DatabaseGrades.xlsx (or .xls) and DatabaseImage0001.JPG ...", "grade 0-5, higher = better; grade/5"),
-    "cid2013": DatasetInfo(
+    "cid2013": DatabaseInfo(
         "CID2013 (480 camera photos in six image sets)", "https://zenodo.org/records/2647033",
         "CID2013 data - version 12112014.xlsx (sheet 'CID2013 MOS') and IS1/ ... IS6/",
         "realigned MOS 0-100, higher = better; MOS/100"),
@@ -65,47 +67,31 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 @dataclass
 class Catalog:
-    """One row per image, in store order: where it is, its raw score and the dataset's structure."""
+    """A database's images in store order: where each file is, and its labels in the store's schema."""
 
     dataset: str
     paths: list[Path]
-    names: list[str]
-    mos: np.ndarray
-    score_range: tuple[float, float]
-    higher_is_better: bool
+    labels: Labels
     label_file: Path
     variant: str = ""
-    mos_std: np.ndarray | None = None
-    ref: np.ndarray | None = None
-    distortion: list[str] | None = None
-    level: np.ndarray | None = None
-    split: list[str] | None = None
-    metrics: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, dataset: str, paths: list[Path], names: list[str], mos: np.ndarray,
+              score_range: tuple[float, float], higher_is_better: bool, label_file: Path, variant: str = "",
+              metrics: dict[str, np.ndarray] | None = None, **columns: Any) -> "Catalog":
+        """A catalog from raw scores: [0, 1] scores follow from the documented range and direction."""
+        labels = Labels(names=names, mos=mos, mos01=to_unit(mos, score_range, higher_is_better),
+                        attrs=dict(dataset=dataset, score_range=score_range, higher_is_better=higher_is_better),
+                        metrics=metrics or {}, **columns)
+        return cls(dataset, list(paths), labels, Path(label_file), variant)
 
     def __len__(self) -> int:
-        return len(self.names)
-
-    @property
-    def mos01(self) -> np.ndarray:
-        """Scores mapped linearly onto [0, 1], higher = better (METHOD.md section 1)."""
-        lo, hi = self.score_range
-        scaled = (np.asarray(self.mos, dtype=np.float64) - lo) / (hi - lo)
-        return scaled if self.higher_is_better else 1.0 - scaled
+        return len(self.labels)
 
     def subset(self, keep: np.ndarray) -> "Catalog":
         """The rows at positions `keep` (in that order)."""
         keep = np.asarray(keep, dtype=np.int64)
-
-        def rows(column):
-            """The kept rows of a list or array column (None stays None)."""
-            if column is None:
-                return None
-            return np.asarray(column)[keep] if isinstance(column, np.ndarray) else [column[i] for i in keep]
-
-        return replace(self, paths=rows(self.paths), names=rows(self.names), mos=rows(self.mos),
-                       mos_std=rows(self.mos_std), ref=rows(self.ref), distortion=rows(self.distortion),
-                       level=rows(self.level), split=rows(self.split),
-                       metrics={k: rows(v) for k, v in self.metrics.items()})
+        return replace(self, paths=[self.paths[i] for i in keep], labels=self.labels.subset(keep))
 
 
 # ---------------------------------------------------------------- finding files
@@ -115,7 +101,7 @@ def _check_root(root: str | os.PathLike, dataset: str) -> Path:
     """The dataset folder, or an error telling where to download it."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        info = DATASETS[dataset]
+        info = DATABASES[dataset]
         raise FileNotFoundError(f"{dataset}: the folder {root} does not exist; download {info.title} from "
                                 f"{info.url}, unpack it and pass that folder as --root")
     return root
@@ -146,7 +132,7 @@ def _find(root: Path, dataset: str, match: Callable[[str], bool], what: str, kin
     """Like _locate, but raise an error naming `what` and the official layout when nothing matches."""
     found = _locate(root, match, kind, max_depth)
     if found is None:
-        info = DATASETS[dataset]
+        info = DATABASES[dataset]
         raise FileNotFoundError(f"{dataset}: no {what} under {root}; expected the official layout "
                                 f"({info.layout}) from {info.url}")
     return found
@@ -185,7 +171,7 @@ def _require(df: pd.DataFrame, columns: tuple[str, ...], path: Path, dataset: st
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"{path} lacks column(s) {missing}; it has {list(map(str, df.columns))}. "
-                         f"Expected the official {dataset} layout: {DATASETS[dataset].layout}")
+                         f"Expected the official {dataset} layout: {DATABASES[dataset].layout}")
 
 
 def _scores(values, path: Path, column: str, names: list[str], score_range: tuple[float, float]) -> np.ndarray:
@@ -243,9 +229,9 @@ def read_koniq10k(root: str | os.PathLike, variant: str | None = None) -> Catalo
     folders = [p for v in wanted if (p := _maybe(root, v, kind="dir")) is not None]
     if not folders:
         raise FileNotFoundError(f"koniq10k: no image folder {' or '.join(wanted)} under {root}; unpack the "
-                                f"images archive from {DATASETS['koniq10k'].url} there")
+                                f"images archive from {DATABASES['koniq10k'].url} there")
     folder = folders[0]
-    return Catalog("koniq10k", [folder / n for n in names], names, mos, (1.0, 5.0), True, label,
+    return Catalog.build("koniq10k", [folder / n for n in names], names, mos, (1.0, 5.0), True, label,
                    variant=folder.name, mos_std=_optional(df, "SD"), split=split)
 
 
@@ -270,13 +256,13 @@ def read_livec(root: str | os.PathLike, variant: str | None = None) -> Catalog:
     mos = _scores(mos_raw, mos_mat, "AllMOS_release", names, (0.0, 100.0))
     images = data.parent / "Images"
     if not images.is_dir():
-        raise FileNotFoundError(f"livec: no Images/ folder beside {data}; expected {DATASETS['livec'].layout}")
+        raise FileNotFoundError(f"livec: no Images/ folder beside {data}; expected {DATABASES['livec'].layout}")
     training = images / "trainingImages"
     is_training = np.array([(training / n).is_file() for n in names])
     if training.is_dir() and not is_training.any():
         is_training[:7] = True  # folder present but renamed files: fall back to the documented first 7
     paths = [(training if t else images) / n for n, t in zip(names, is_training)]
-    cat = Catalog("livec", paths, names, mos, (0.0, 100.0), True, mos_mat, variant=variant or "common", mos_std=std)
+    cat = Catalog.build("livec", paths, names, mos, (0.0, 100.0), True, mos_mat, variant=variant or "common", mos_std=std)
     return cat if variant == "all" else cat.subset(np.flatnonzero(~is_training))
 
 
@@ -295,7 +281,7 @@ def read_spaq(root: str | os.PathLike, variant: str | None = None) -> Catalog:
     folder = _find(root, "spaq", lambda n: n == "TestImage", "TestImage/ folder", kind="dir")
     attributes = {c.lower(): _scores(df[c], label, c, names, (0.0, 100.0))
                   for c in ("Brightness", "Colorfulness", "Contrast", "Noisiness", "Sharpness") if c in df.columns}
-    return Catalog("spaq", [folder / n for n in names], names, mos, (0.0, 100.0), True, label, metrics=attributes)
+    return Catalog.build("spaq", [folder / n for n in names], names, mos, (0.0, 100.0), True, label, metrics=attributes)
 
 
 def read_kadid10k(root: str | os.PathLike, variant: str | None = None) -> Catalog:
@@ -321,7 +307,7 @@ def read_kadid10k(root: str | os.PathLike, variant: str | None = None) -> Catalo
                          f"(first: {wrong[:5]}); the file is damaged")
     folder = _find(label.parent, "kadid10k", lambda n: n == "images", "images/ folder beside dmos.csv", kind="dir", max_depth=1)
     std = np.sqrt(df["var"].to_numpy(np.float64)) if "var" in df.columns else None
-    return Catalog("kadid10k", [folder / n for n in names], names, mos, (1.0, 5.0), True, label, mos_std=std, ref=ref,
+    return Catalog.build("kadid10k", [folder / n for n in names], names, mos, (1.0, 5.0), True, label, mos_std=std, ref=ref,
                    distortion=[KADID_DISTORTIONS[int(m.group(2)) - 1] for m in parsed],
                    level=np.array([int(m.group(3)) for m in parsed]))
 
@@ -342,7 +328,7 @@ def read_bid(root: str | os.PathLike, variant: str | None = None) -> Catalog:
     mos = _scores(df["Average Subjective Grade"], label, "Average Subjective Grade", names, (0.0, 5.0))
     found = _index_images(label.parent) or _index_images(root)
     paths = [found.get(n.lower(), label.parent / n) for n in names]
-    return Catalog("bid", paths, names, mos, (0.0, 5.0), True, label, mos_std=_optional(df, "std"))
+    return Catalog.build("bid", paths, names, mos, (0.0, 5.0), True, label, mos_std=_optional(df, "std"))
 
 
 def read_cid2013(root: str | os.PathLike, variant: str | None = None) -> Catalog:
@@ -367,7 +353,7 @@ def read_cid2013(root: str | os.PathLike, variant: str | None = None) -> Catalog
     split = [next((p.name for p in path.parents if re.fullmatch(r"IS\d", p.name)), "") for path in paths]
     scenes = ["_".join(i.split("_")[:3]) for i in ids]  # IS_I_C01_D01 -> image set I, scene C01
     ref = pd.factorize(pd.Series(scenes))[0]  # ids in order of first appearance
-    return Catalog("cid2013", paths, [f"{i}.jpg" for i in ids], mos, (0.0, 100.0), True, label, ref=ref, split=split)
+    return Catalog.build("cid2013", paths, [f"{i}.jpg" for i in ids], mos, (0.0, 100.0), True, label, ref=ref, split=split)
 
 
 READERS: dict[str, Callable[..., Catalog]] = {
@@ -399,7 +385,7 @@ def _optional(df: pd.DataFrame, column: str) -> np.ndarray | None:
 def _mat_var(path: Path, var: str) -> np.ndarray:
     """One variable of a MATLAB file, or an error naming the file."""
     if not path.is_file():
-        raise FileNotFoundError(f"livec: {path} is missing; expected {DATASETS['livec'].layout}")
+        raise FileNotFoundError(f"livec: {path} is missing; expected {DATABASES['livec'].layout}")
     try:
         mat = sio.loadmat(path)
     except Exception as err:  # noqa: BLE001 - scipy raises several types for damaged files

@@ -137,13 +137,14 @@ def ingest(catalog: Catalog, out: str | os.PathLike, size: int = 244, workers: i
                 f"{catalog.dataset}: {len(absent)} of {len(catalog)} images listed in {catalog.label_file} are "
                 f"missing (first: {first}); the image folder does not match the labels. Unpack the complete "
                 "archive there, or pass --skip-bad to leave the missing images out")
-        skipped += [(catalog.names[i], "missing") for i in absent]
+        skipped += [(catalog.labels.names[i], "missing") for i in absent]
         catalog = catalog.subset(np.setdiff1d(np.arange(len(catalog)), absent))
     if len(catalog) == 0:
         raise FileNotFoundError(f"{catalog.dataset}: none of the images listed in {catalog.label_file} exist")
     kept: list[int] = []
-    with StoreWriter(out, n=len(catalog), size=size, dataset=catalog.dataset, score_range=catalog.score_range,
-                     higher_is_better=catalog.higher_is_better, **attrs) as writer:
+    with StoreWriter(out, n=len(catalog), size=size, dataset=catalog.dataset,
+                     score_range=catalog.labels.attrs["score_range"],
+                     higher_is_better=catalog.labels.attrs["higher_is_better"], **attrs) as writer:
         bar = tqdm(total=len(catalog), unit="img", desc=f"prepare {catalog.dataset}", disable=not progress)
         for start, images, errors in decoded_batches(catalog.paths, size, workers, batch, draft):
             good = [j for j, err in enumerate(errors) if err is None]
@@ -152,7 +153,7 @@ def ingest(catalog: Catalog, out: str | os.PathLike, size: int = 244, workers: i
                     raise ValueError(f"cannot read image {catalog.paths[start + j]} ({err}); replace it with a "
                                      "good copy from the download, or pass --skip-bad to leave it out")
                 if err is not None:
-                    skipped.append((catalog.names[start + j], err))
+                    skipped.append((catalog.labels.names[start + j], err))
             writer.write_images(len(kept), images[good])
             kept += [start + j for j in good]
             bar.update(len(errors))
@@ -161,11 +162,9 @@ def ingest(catalog: Catalog, out: str | os.PathLike, size: int = 244, workers: i
             raise ValueError(f"{catalog.dataset}: no image under {catalog.label_file.parent} could be read")
         if len(kept) < len(catalog):
             writer.shrink(len(kept))
-        final = catalog.subset(np.asarray(kept))
+        final = catalog.labels.subset(np.asarray(kept))
         writer.set_attrs(skipped=json.dumps(skipped), n_skipped=len(skipped))
-        writer.set_labels(mos=final.mos, mos01=final.mos01, names=final.names, ref=final.ref,
-                          distortion=final.distortion, level=final.level, split=final.split,
-                          mos_std=final.mos_std, metrics=final.metrics or None)
+        writer.set_labels(metrics=final.metrics or None, **final.columns())
     if skipped:
         print(f"skipped {len(skipped)} image(s) of {catalog.dataset}:", file=sys.stderr)
         for name, why in skipped:

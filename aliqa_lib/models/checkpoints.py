@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..cache import atomic_path
 from .heads import AntonymHeads
 from .training import TrainResult
 
@@ -17,7 +18,6 @@ def save_checkpoint(path: str | os.PathLike, result: TrainResult, **story: Any) 
     """Save model weights, its config, the training config and history, plus `story` (backbone,
     weights id, pooling, selected indices, budget, seeds, ...). Written to a temp file, then renamed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = result.model
     kind = "prompt_heads" if hasattr(model, "learners") else "antonym_heads"
     state = {k: v for k, v in model.state_dict().items()}
@@ -25,9 +25,8 @@ def save_checkpoint(path: str | os.PathLike, result: TrainResult, **story: Any) 
     payload = dict(kind=kind, model_config=getattr(model, "config", {}), state_dict=state,
                    train_config=vars(result.config).copy(), history=result.history, best_epoch=result.best_epoch,
                    best_val_srcc=result.best_val_srcc, story=story, format_version=1)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

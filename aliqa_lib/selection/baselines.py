@@ -1,14 +1,13 @@
 """Baseline selectors on feature vectors: random, k-center greedy, GSx, TypiClust, ProbCover.
 
-All take (features (N, D), budget, seed, labelled) and return `budget` distinct unlabelled positions.
+All take (features (N, D), budget, seed, labelled) and return `budget` distinct unlabelled positions;
+selection.strategies wraps each as a Selector and checks that promise.
 Why our own code and not scikit-activeml's (1.0.1): at KonIQ scale (10,000 x 1,280 features, budget
 2,500) its CoreSet took 35.7 s, its GreedySamplingX 33.9 s already at 4,000 x 128 (budget 1,000),
 and its TypiClust did not finish in 2 minutes (measured on 2 cores). The versions below are
 vectorised with torch, O(N x budget) time and O(N) extra memory for the greedy ones.
 """
 from __future__ import annotations
-
-from typing import Callable
 
 import numpy as np
 import torch
@@ -164,14 +163,3 @@ def probcover(features, budget, seed, labelled, delta: float | None = None, k: i
                 gain[j] = (~covered[balls[j]]).sum()
         gain[best] = -1
     return np.asarray(picks, dtype=np.int64)
-
-
-BASELINES: dict[str, Callable] = {"random": random_selection, "kcenter": kcenter, "gsx": gsx,
-                                  "typiclust": typiclust, "probcover": probcover}
-
-
-def select_baseline(name: str, features: np.ndarray, budget: int, seed: int, labelled: np.ndarray) -> np.ndarray:
-    """Run one named baseline with its invariants checked."""
-    out = np.asarray(BASELINES[name](features, budget, seed, np.asarray(labelled, dtype=np.int64)), dtype=np.int64)
-    assert len(out) == budget and len(np.unique(out)) == budget and not np.isin(out, labelled).any()
-    return out

@@ -9,10 +9,11 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 from torch import nn
+from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
+from .. import defaults
 from .heads import HEAD_NAMES, AntonymHeads, combine, soft_bce
-from .metrics import srcc
 
 Batches = Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
@@ -22,7 +23,7 @@ class TrainConfig:
     """Optimisation settings. The paper used SGD (lr 1e-3 rising to 1e-2, batch 192) on CLIP prompts;
     on cached features AdamW converges in far fewer epochs, so it is our default."""
 
-    epochs: int = 300
+    epochs: int = defaults.EPOCHS
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -48,16 +49,6 @@ class TrainResult:
     def curves(self) -> dict[str, list]:
         """History as columns (epoch, lr, train_loss, val_loss, val_srcc, val_srcc_<head>)."""
         return {k: [h.get(k) for h in self.history] for k in self.history[0]} if self.history else {}
-
-
-def split_budget(indices: np.ndarray, val_fraction: float = 0.2, seed: int = 0, min_val: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Split labelled indices into (train, validation), the validation part drawn inside the budget."""
-    indices = np.asarray(indices, dtype=np.int64)
-    n_val = max(min_val, int(round(val_fraction * len(indices))))
-    if len(indices) < n_val + 2:
-        raise ValueError(f"a budget of {len(indices)} images is too small to hold out {n_val} for validation")
-    perm = np.random.default_rng([seed, 99]).permutation(len(indices))
-    return np.sort(indices[perm[n_val:]]), np.sort(indices[perm[:n_val]])
 
 
 def make_heads(in_dim: int, seed: int = 0, **kwargs) -> AntonymHeads:
@@ -113,10 +104,10 @@ def fit(model: nn.Module, train_batches: Batches, val_inputs: Callable[[], Itera
         if (epoch + 1) % config.eval_every:
             continue
         probs = head_outputs(model, val_inputs())
-        score = srcc_or_nan(combine(probs, config.predict), val_targets)
+        score = validation_srcc(combine(probs, config.predict), val_targets)
         row = dict(epoch=epoch, lr=lr, train_loss=float(np.mean(losses)),
                    val_loss=float(soft_bce(torch.from_numpy(probs), torch.from_numpy(val_targets))),
-                   val_srcc=score, **{f"val_srcc_{h}": srcc_or_nan(probs[:, i], val_targets) for i, h in enumerate(HEAD_NAMES[:probs.shape[1]])})
+                   val_srcc=score, **{f"val_srcc_{h}": validation_srcc(probs[:, i], val_targets) for i, h in enumerate(HEAD_NAMES[:probs.shape[1]])})
         result.history.append(row)
         bar.set_postfix(val_srcc=f"{score:.3f}", lr=f"{lr:.1e}")
         gain = -row["val_loss"] if np.isnan(score) else score
@@ -138,11 +129,12 @@ def fit(model: nn.Module, train_batches: Batches, val_inputs: Callable[[], Itera
     return result
 
 
-def srcc_or_nan(pred: np.ndarray, target: np.ndarray) -> float:
-    """SRCC, or NaN when it is undefined (constant predictions early in training)."""
-    if np.ptp(pred) == 0 or np.ptp(target) == 0 or len(pred) < 3:
+def validation_srcc(pred: np.ndarray, target: np.ndarray) -> float:
+    """SRCC for choosing checkpoints: NaN, without a warning, while it is undefined (constant
+    predictions early in training); evaluation.metrics.srcc is the one for reporting results."""
+    if len(pred) < 3 or np.ptp(pred) == 0 or np.ptp(target) == 0:
         return float("nan")
-    return srcc(pred, target)
+    return float(spearmanr(pred, target)[0])
 
 
 def feature_batches(features: np.ndarray, targets: np.ndarray, indices: np.ndarray, batch_size: int,
@@ -161,13 +153,14 @@ def feature_batches(features: np.ndarray, targets: np.ndarray, indices: np.ndarr
 
 
 def train_heads(features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
-                config: TrainConfig = TrainConfig(), eval_features: np.ndarray | None = None,
+                config: TrainConfig | None = None, eval_features: np.ndarray | None = None,
                 head_kwargs: dict | None = None, progress: bool = True) -> TrainResult:
     """Train antonym heads on cached features of the labelled training images, validating on val_idx.
 
     features: (N, D) or (k, N, D) augmented views; eval_features: (N, D) centre view for validation
     (defaults to features when 2-D). targets: [0, 1] scores of all N (only train and val are read).
     """
+    config = config or TrainConfig()
     train_idx, val_idx = np.asarray(train_idx), np.asarray(val_idx)
     if np.intersect1d(train_idx, val_idx).size:
         raise ValueError("training and validation indices overlap")

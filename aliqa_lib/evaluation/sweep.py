@@ -20,7 +20,8 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .results import read_results
+from ..cache import atomic_path
+from ..results import read_results
 
 DONE = "_sweep_done"
 
@@ -102,9 +103,8 @@ def run_sweep(notebook: str | os.PathLike, grid: Mapping[str, Sequence[Any]], ou
     table = pd.DataFrame(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv = out_dir / "results.csv"
-    tmp = csv.with_name(".results.csv.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, csv)
+    with atomic_path(csv) as tmp:
+        table.to_csv(tmp, index=False)
     if failed:
         pd.DataFrame(failed).to_csv(out_dir / "failed.csv", index=False)
     return SweepResult(table=table, failed=failed, csv=csv)

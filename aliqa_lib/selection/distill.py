@@ -20,7 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .datasets import IMAGENET_MEAN, IMAGENET_STD
+from .. import defaults
+from ..cache import cached_array
+from ..data.torch_dataset import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)
@@ -28,15 +30,15 @@ class DistillConfig:
     """Distribution-matching settings: DM's ConvNet-3 at 32 px, narrowed (width 32, not 128) and
     shortened (200 steps) so 5 repeats over a 2,000-image pool take under 2 minutes on 2 CPU cores."""
 
-    n_images: int = 50          # M distilled images
-    resolution: int = 32        # side of distilled and downsampled pool images
-    iterations: int = 200       # optimisation steps per repeat
+    n_images: int = defaults.DISTILL_IMAGES          # M distilled images
+    resolution: int = defaults.DISTILL_RESOLUTION    # side of distilled and downsampled pool images
+    iterations: int = defaults.DISTILL_ITERATIONS    # optimisation steps per repeat
     batch_real: int = 256       # pool images per step
     lr: float = 1.0             # SGD on pixels, as DM
     momentum: float = 0.5
     width: int = 32             # ConvNet channels (DM used 128)
     depth: int = 3              # conv-norm-relu-pool blocks
-    repeats: int = 5            # independent distillations (the authors released 5)
+    repeats: int = defaults.DISTILL_REPEATS          # independent distillations (the authors released 5)
     distance_nets: int = 3      # random ConvNets whose embeddings measure distances
 
 
@@ -121,8 +123,6 @@ def cached_distances(store_path: str | os.PathLike, pool: np.ndarray, config: Di
                      seed: int = 0, progress: bool = True, result: "Distillation | None" = None) -> np.ndarray:
     """Distances (repeats, M, N) of distill_store, cached beside the store (keyed by pool, config, seed).
     Pass the `result` of a distill_store call with the same settings to store it instead of recomputing."""
-    from .models import cached_array
-
     pool = np.asarray(pool, dtype=np.int64)
     spec = dict(kind="dm_distances", config=asdict(config), seed=seed,
                 pool=hashlib.sha1(pool.tobytes()).hexdigest())

@@ -1,75 +1,32 @@
 """The HDF5 store: one file per prepared dataset, read by every later step.
 
-Layout (format_version 1)
--------------------------
-/images      uint8 (N, 3, S, S), chunked one image per chunk
-/mos         float64 (N,) raw scores in the dataset's own range and direction
-/mos01       float32 (N,) scores mapped to [0, 1], higher = better
-/names       UTF-8 strings (N,) source names (file names, or generated names)
-optional:
-/ref         int64 (N,) reference / content id (images of one content share it)
-/source      int64 (N,) source photo id (crops of one photo share it); splits group by it
-/distortion  UTF-8 strings (N,) distortion type ("reference" for pristine images)
-/level       int64 (N,) distortion level (0 for pristine images)
-/split       UTF-8 strings (N,) the dataset's official split or image set ("training", "test", "IS1", ...)
-/mos_std     float64 (N,) standard deviation of the opinion scores, in the raw score's units
-/metrics/*   float64 (N,) per-image side scores: the metrics a pseudo-MOS was built from, or a
-             dataset's own attribute scores (SPAQ's brightness, sharpness, ...)
-attributes: dataset, format_version, score_range (lo, hi), higher_is_better, size,
-and free-form extras such as label_note or build_params (JSON).
-
-Stores are written to a temporary file next to the target and renamed when complete,
-so a crash never leaves a file that looks finished.
+/images (uint8, N x 3 x S x S, one image per chunk) plus one dataset per label column of the schema
+(data.schema.COLUMNS: /names, /mos, /mos01 required; /ref, /source, /distortion, /level, /split,
+/mos_std optional), /metrics/<name> side scores, and the attributes dataset, format_version,
+score_range (lo, hi), higher_is_better, size and free-form extras (label_note, build_params, ...).
+docs/store.md shows the layout as a table. Stores are written to a temporary file beside the target
+and renamed when complete, so a crash never leaves a file that looks finished.
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import h5py
 import numpy as np
 
+from ..cache import atomic_path
+from .schema import COLUMNS, OPTIONAL, REQUIRED, Labels, as_column
+
 FORMAT_VERSION = 1
-REQUIRED_DATASETS = ("images", "mos", "mos01", "names")
-OPTIONAL_DATASETS = ("ref", "source", "distortion", "level", "split", "mos_std")
-STRING_COLUMNS = ("distortion", "split")
-FLOAT_COLUMNS = ("mos_std",)
 REQUIRED_ATTRS = ("dataset", "format_version", "score_range", "higher_is_better", "size")
 STRING = h5py.string_dtype(encoding="utf-8")
 
 
 class StoreError(ValueError):
     """A store file is missing, incomplete or does not follow the schema."""
-
-
-@dataclass
-class Labels:
-    """Everything in a store except the pixels."""
-
-    path: Path
-    mos: np.ndarray
-    mos01: np.ndarray
-    names: np.ndarray
-    attrs: dict[str, Any]
-    ref: np.ndarray | None = None
-    source: np.ndarray | None = None
-    distortion: np.ndarray | None = None
-    level: np.ndarray | None = None
-    split: np.ndarray | None = None
-    mos_std: np.ndarray | None = None
-    metrics: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.mos01)
-
-    @property
-    def groups(self) -> np.ndarray | None:
-        """Ids that must not be split between train and test (source photo, else reference)."""
-        return self.source if self.source is not None else self.ref
 
 
 class StoreWriter:
@@ -95,10 +52,8 @@ class StoreWriter:
         self._labels_set = False
 
     def __enter__(self) -> "StoreWriter":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
         self.file = h5py.File(self._tmp, "w")
         s = self.size
         self.file.create_dataset("images", shape=(self.n, 3, s, s), maxshape=(None, 3, s, s), dtype=np.uint8,
@@ -134,25 +89,22 @@ class StoreWriter:
         self.n, self._written = int(n), self._written[:n]
 
     def set_labels(self, mos: Iterable[float], mos01: Iterable[float], names: Iterable[str],
-                   **optional: Any) -> None:
-        """Write /mos, /mos01, /names and any of the optional columns, metrics={name: values}."""
-        columns = {"mos": np.asarray(mos, dtype=np.float64), "mos01": np.asarray(mos01, dtype=np.float32),
-                   "names": np.asarray(list(names), dtype=object)}
-        for key in OPTIONAL_DATASETS:
-            if optional.get(key) is not None:
-                kind = object if key in STRING_COLUMNS else np.float64 if key in FLOAT_COLUMNS else np.int64
-                columns[key] = np.asarray(list(optional[key]) if kind is object else optional[key], dtype=kind)
-        unknown = set(optional) - set(OPTIONAL_DATASETS) - {"metrics"}
+                   metrics: dict[str, Iterable[float]] | None = None, **optional: Any) -> None:
+        """Write /mos, /mos01, /names, any optional schema column and metrics={name: values}."""
+        unknown = set(optional) - set(OPTIONAL)
         if unknown:
-            raise StoreError(f"unknown store columns {sorted(unknown)}; known: {OPTIONAL_DATASETS + ('metrics',)}")
+            raise StoreError(f"unknown store columns {sorted(unknown)}; the schema has {OPTIONAL + ('metrics',)}")
+        given = dict(mos=mos, mos01=mos01, names=list(names), **{k: v for k, v in optional.items() if v is not None})
+        columns = {k: as_column(k, v) for k, v in given.items()}
+        columns.update({f"metrics/{k}": np.asarray(v, dtype=np.float64) for k, v in (metrics or {}).items()})
         for key, values in columns.items():
             if values.shape != (self.n,):
                 raise StoreError(f"/{key} has shape {values.shape}, expected ({self.n},)")
         _check_scores(columns["mos"], columns["mos01"], self.path)
         for key, values in columns.items():
-            self.file.create_dataset(key, data=values, dtype=STRING if values.dtype == object else values.dtype)
-        for name, values in (optional.get("metrics") or {}).items():
-            self.file.create_dataset(f"metrics/{name}", data=np.asarray(values, dtype=np.float64))
+            is_text = values.dtype.kind == "U"
+            self.file.create_dataset(key, data=values.astype(object) if is_text else values,
+                                     dtype=STRING if is_text else values.dtype)
         self._labels_set = True
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -162,12 +114,12 @@ class StoreWriter:
         elif exc_type is None and not self._written.all():
             missing = np.flatnonzero(~self._written)
             exc = StoreError(f"store {self.path}: {len(missing)} images never written (first: {missing[:5].tolist()})")
-        if exc_type is not None or exc is not None:
-            self._tmp.unlink(missing_ok=True)
-            if exc_type is None:
-                raise exc
+        if exc_type is None and exc is None:
+            self._atomic.__exit__(None, None, None)     # rename onto the target
             return
-        os.replace(self._tmp, self.path)
+        self._atomic.__exit__(type(exc), exc, tb)       # delete the temporary file
+        if exc_type is None:
+            raise exc
 
 
 def _check_scores(mos: np.ndarray, mos01: np.ndarray, path: Path) -> None:
@@ -192,7 +144,7 @@ def validate_store(path: str | os.PathLike) -> dict[str, Any]:
     except OSError as err:
         raise StoreError(f"{path} is not a readable HDF5 file ({err}); {fix}") from None
     with fh:
-        missing = [k for k in REQUIRED_DATASETS if k not in fh] + [f"@{k}" for k in REQUIRED_ATTRS if k not in fh.attrs]
+        missing = [k for k in ("images",) + REQUIRED if k not in fh] + [f"@{k}" for k in REQUIRED_ATTRS if k not in fh.attrs]
         if missing:
             raise StoreError(f"{path} lacks {', '.join(missing)}; {fix}")
         version = int(fh.attrs["format_version"])
@@ -202,7 +154,7 @@ def validate_store(path: str | os.PathLike) -> dict[str, Any]:
         n, size = images.shape[0], int(fh.attrs["size"])
         if images.dtype != np.uint8 or images.shape[1:] != (3, size, size):
             raise StoreError(f"{path}: /images is {images.dtype} {images.shape}, expected uint8 (N, 3, {size}, {size})")
-        for key in REQUIRED_DATASETS[1:] + OPTIONAL_DATASETS:
+        for key in COLUMNS:
             if key in fh and fh[key].shape != (n,):
                 raise StoreError(f"{path}: /{key} has shape {fh[key].shape}, expected ({n},) like /images")
         _check_scores(fh["mos"][:], fh["mos01"][:], path)
@@ -229,15 +181,10 @@ def read_labels(path: str | os.PathLike) -> Labels:
     """Validate a store and load everything except the images."""
     attrs = validate_store(path)
     with h5py.File(path, "r") as fh:
-        def col(key: str) -> np.ndarray | None:
-            if key not in fh:
-                return None
-            if h5py.check_string_dtype(fh[key].dtype):
-                return np.asarray(fh[key].asstr()[:], dtype=str)
-            return fh[key][:]
-        return Labels(path=Path(path), mos=fh["mos"][:], mos01=fh["mos01"][:], names=col("names"),
-                      attrs=attrs, ref=col("ref"), source=col("source"), distortion=col("distortion"),
-                      level=col("level"), split=col("split"), mos_std=col("mos_std"), metrics={k: v[:] for k, v in fh.get("metrics", {}).items()})
+        columns = {k: fh[k].asstr()[:] if h5py.check_string_dtype(fh[k].dtype) else fh[k][:]
+                   for k in COLUMNS if k in fh}
+        metrics = {k: v[:] for k, v in fh.get("metrics", {}).items()}
+    return Labels(**columns, attrs=attrs, metrics=metrics, path=Path(path))
 
 
 def read_images(path: str | os.PathLike, indices: Iterable[int]) -> np.ndarray:

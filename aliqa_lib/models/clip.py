@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .heads import HEAD_NAMES
+from .features import cached_features
+from .heads import HEADS
 
 # The six antonym questions of the paper, positive word first, and their three templates each.
 ATTRIBUTES: tuple[tuple[str, str], ...] = (("bright", "dark"), ("sharp", "blurry"), ("clear", "unclear"),
@@ -24,8 +25,6 @@ NOISE_TEMPLATES = ("the noise in this photo is {}.", "{} noise is in this photo.
 # The paper gives one quality template; the other two follow the general ones.
 QUALITY_TEMPLATES = ("It's a photo of {}.", "a {} photo.", "this is a {} photo.")
 TEMPLATES = (GENERAL_TEMPLATES,) * 4 + (NOISE_TEMPLATES, QUALITY_TEMPLATES)
-# The three prompt learners' class pairs (same order as heads.HEAD_NAMES).
-HEAD_PAIRS: tuple[tuple[str, str], ...] = (("good", "bad"), ("clear", "unclear"), ("high quality", "low quality"))
 CLASS_POSITIONS = ("end", "middle", "front")
 
 
@@ -150,7 +149,9 @@ class PromptLearner(nn.Module):
         tokens = tokenizer(prompts)
         x_id = int(tokenizer(["X"])[0, 1])
         slots = [torch.nonzero(t == x_id).flatten()[:n_ctx] for t in tokens]
-        assert all(len(s) == n_ctx for s in slots), "placeholder tokens not found in the prompts"
+        if any(len(s) != n_ctx for s in slots):
+            raise ValueError(f"this tokenizer does not keep the {n_ctx} placeholder words of {prompts}; "
+                             "use the model's own open_clip tokenizer")
         self.register_buffer("tokens", tokens, persistent=False)
         self.register_buffer("slots", torch.stack(slots), persistent=False)
         self.meta = dict(classes=list(classes), n_ctx=n_ctx, position=position)
@@ -180,7 +181,7 @@ class PromptHeads(nn.Module):
         super().__init__()
         torch.manual_seed(seed)
         self.learners = nn.ModuleList([PromptLearner(bundle.model, bundle.tokenizer, pair, n_ctx, position)
-                                       for pair in HEAD_PAIRS])
+                                       for pair in HEADS.values()])
         self.config = dict(clip=bundle.name, clip_weights=bundle.weights_id, n_ctx=n_ctx, position=position, seed=seed)
 
     def forward(self, image_features: torch.Tensor) -> torch.Tensor:
@@ -190,11 +191,6 @@ class PromptHeads(nn.Module):
 def clip_features(store_path: str | os.PathLike, bundle: ClipBundle, view: str = "center", batch_size: int = 64,
                   device: str = "cpu", crop: int = 224, seed: int = 0, progress: bool = True) -> np.ndarray:
     """Normalised CLIP image embeddings of a store (N, E) or (k, N, E), cached beside it."""
-    from .models import cached_features
-
     spec = dict(backbone=f"clip:{bundle.name}", weights=bundle.weights_id)
     return cached_features(store_path, lambda: ClipImageEncoder(bundle), spec, bundle.mean, bundle.std, view=view,
                            batch_size=batch_size, device=device, crop=crop, seed=seed, progress=progress)
-
-
-assert len(HEAD_PAIRS) == len(HEAD_NAMES)

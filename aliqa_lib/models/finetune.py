@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .datasets import IMAGENET_MEAN, IMAGENET_STD, StoreDataset
+from ..data.torch_dataset import IMAGENET_MEAN, IMAGENET_STD, StoreDataset
 from .training import TrainConfig, TrainResult, fit
 
 FINAL_NORMS = ("conv_head", "bn2", "norm", "ln_post", "ln_final", "proj", "text_projection")
@@ -55,11 +55,13 @@ class EncoderWithHeads(nn.Module):
 
 
 def finetune(encoder: nn.Module, heads: nn.Module, store: str | os.PathLike, train_idx: np.ndarray,
-             val_idx: np.ndarray, config: TrainConfig = TrainConfig(lr=1e-4, batch_size=32, epochs=20),
+             val_idx: np.ndarray, config: TrainConfig | None = None,
              n_blocks: int = 2, mean=None, std=None, crop: int = 224, device: str = "cpu",
              num_workers: int = 0, progress: bool = True) -> TrainResult:
     """Fine-tune the last `n_blocks` of `encoder` plus the heads on random crops of the training images,
-    validating on centre crops of val_idx (inside the budget). Returns the usual TrainResult."""
+    validating on centre crops of val_idx (inside the budget). Returns the usual TrainResult.
+    Default config: TrainConfig(lr=1e-4, batch_size=32, epochs=20)."""
+    config = config or TrainConfig(lr=1e-4, batch_size=32, epochs=20)
     mean, std = mean or IMAGENET_MEAN, std or IMAGENET_STD
     trainable = unfreeze_last_blocks(encoder, n_blocks)
     model = EncoderWithHeads(encoder, heads).to(device)

@@ -1,6 +1,6 @@
 """Vote sources for the distortion criterion, all shaped (attributes, images, templates) in [0, 1].
 
-- CLIP zero-shot votes: aliqa_lib.clip.clip_zero_shot_votes (needs CLIP weights).
+- CLIP zero-shot votes: aliqa_lib.models.clip.clip_zero_shot_votes (needs CLIP weights).
 - The offline committee below: a STAND-IN FOR CLIP when no weights exist. Closed-form no-reference
   estimators answer the same six questions; three estimators (or scales) per attribute play the
   role of the three templates, so their disagreement is the uncertainty. They know nothing of
@@ -17,14 +17,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-# Same order as clip.ATTRIBUTES: bright/dark, sharp/blurry, clear/unclear, good/bad, obvious/unobvious
-# noise, high/low quality. The committee's measurement behind each question:
-COMMITTEE = (("brightness", ("mean luminance", "median luminance", "mean CIE L*")),
-             ("sharpness", ("Laplacian variance, full scale", "... half scale", "... quarter scale")),
-             ("contrast", ("RMS contrast", "5-95% luminance range", "mean local contrast (8x8)")),
-             ("colourfulness", ("Hasler-Suesstrunk colourfulness", "mean HSV saturation", "chroma spread (a*, b*)")),
-             ("noise", ("Immerkaer noise sigma", "wavelet-diagonal MAD sigma", "box-filter residual sigma")),
-             ("blockiness", ("8-px horizontal boundary ratio", "8-px vertical boundary ratio", "16-px grid ratio")))
+from ..cache import cached_array
+from ..data.store import validate_store
 
 
 def _luma(x: torch.Tensor) -> torch.Tensor:
@@ -56,7 +50,16 @@ def _block_ratio(y: torch.Tensor, period: int, dim: int) -> torch.Tensor:
 
 @torch.inference_mode()
 def committee_measurements(images: np.ndarray) -> np.ndarray:
-    """Raw measurements (6 attributes, B, 3 estimators) of uint8 images (B, H, W, 3)."""
+    """Raw measurements (6 attributes, B, 3 estimators) of uint8 images (B, H, W, 3).
+
+    The six questions in the order of models.clip.ATTRIBUTES, and the three estimators answering each:
+    bright/dark: mean luminance, median luminance, mean CIE L*;
+    sharp/blurry: Laplacian variance at full, half and quarter scale;
+    clear/unclear: RMS contrast, 5-95% luminance range, mean local contrast (8x8);
+    good/bad: Hasler-Suesstrunk colourfulness, mean HSV saturation, chroma spread (a*, b*);
+    obvious/unobvious noise: Immerkaer sigma, wavelet-diagonal MAD sigma, box-filter residual sigma;
+    high/low quality: 8-px horizontal and vertical blocking ratios, 16-px grid ratio (inverted).
+    """
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255
     y = _luma(x)
     lab = _lab(F.avg_pool2d(x, 2))  # colour statistics barely change at half resolution
@@ -96,7 +99,7 @@ def committee_votes(measurements: np.ndarray) -> np.ndarray:
 
 def offline_committee_votes(store_path: str | os.PathLike, batch_size: int = 64, progress: bool = True) -> np.ndarray:
     """Committee votes (6, N, 3) for every whole image of a store; measurements cached beside it."""
-    from .models import cached_array
+    validate_store(store_path)
 
     def measure() -> np.ndarray:
         with h5py.File(store_path, "r") as fh:

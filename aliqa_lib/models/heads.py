@@ -6,7 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-HEAD_NAMES = ("good_bad", "clear_unclear", "high_low_quality")
+# The paper's three prompt learners' class pairs, positive word first; every head of this package
+# (antonym heads on features, CLIP prompt learners) answers these, in this order.
+HEADS: dict[str, tuple[str, str]] = {"good_bad": ("good", "bad"), "clear_unclear": ("clear", "unclear"),
+                                     "high_low_quality": ("high quality", "low quality")}
+HEAD_NAMES = tuple(HEADS)
 PREDICT_CHOICES = ("mean",) + HEAD_NAMES
 
 

@@ -6,16 +6,12 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from .pseudo_mos import METRICS, ecdf
-from .store import Labels
+from .schema import Labels
 
 
 def label_table(labels: Labels) -> pd.DataFrame:
-    """One row per image: name, mos, mos01 and whatever structure the store has."""
-    cols = {"name": labels.names, "mos": labels.mos, "mos01": labels.mos01}
-    for key in ("ref", "source", "distortion", "level", "split"):
-        if getattr(labels, key) is not None:
-            cols[key] = getattr(labels, key)
-    return pd.DataFrame(cols)
+    """One row per image: name, mos, mos01 and every other label column the store has."""
+    return pd.DataFrame(labels.columns()).rename(columns={"names": "name"})
 
 
 def level_spearman(labels: Labels) -> pd.Series:

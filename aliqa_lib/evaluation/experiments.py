@@ -1,6 +1,6 @@
 """Label-efficiency experiments: selectors x budgets x seeds on cached features, one tidy row per run.
 
-Honest protocol (default, METHOD.md section 7): the test split is fixed per seed before any
+Honest protocol (default, docs/method.md, "Where we deviate"): the test split is fixed per seed before any
 selection (whole source photos / references held out), selection sees only the pool, validation
 is drawn inside the budget. protocol="authors" reproduces the paper's code for comparison: the
 selection comes from all images, the test set is its complement, and the checkpoint is chosen on
@@ -18,11 +18,19 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import metrics, selection, splits, training, votes as vote_sources
-from .store import read_labels
+from .. import defaults
+from ..cache import atomic_path
+from ..data.splits import holdout_split, split_budget
+from ..data.store import read_labels
+from ..models import training
+from ..selection import SELECTORS, make_selector
+from ..selection.distill import DistillConfig, cached_distances
+from ..selection.strategies import VoteSource
+from ..selection.votes import head_votes, offline_committee_votes
+from . import metrics
 
 KEY = ("dataset", "backbone", "pooling", "protocol", "selector", "budget", "seed")
-CEILING = "full_pool"
+CEILING = "full_pool"   # the selector that takes the whole pool: the ceiling every curve is compared with
 
 
 @dataclass
@@ -32,10 +40,10 @@ class ExperimentConfig:
     selectors: Sequence[str] = ("random", "kcenter", "typiclust", "al_iqa")
     budgets: Sequence[float] = (0.05, 0.10, 0.25)
     seeds: Sequence[int] = tuple(range(10))
-    test_fraction: float = 0.25
+    test_fraction: float = defaults.TEST_FRACTION
     protocol: str = "honest"            # or "authors"
     fit: str | None = "logistic4"
-    train: training.TrainConfig = field(default_factory=lambda: training.TrainConfig(epochs=200))
+    train: training.TrainConfig = field(default_factory=training.TrainConfig)
     ceiling: bool = True
 
 
@@ -49,19 +57,19 @@ class Inputs:
     features: np.ndarray
     votes: np.ndarray | None = None
     distances: Callable[[np.ndarray, int], np.ndarray] | None = None
-    backbone: str = "efficientnet_lite0"
-    pooling: str = "stages"
+    backbone: str = defaults.BACKBONE
+    pooling: str = defaults.POOLING
 
 
 def load_inputs(store: str | os.PathLike, features: np.ndarray, committee: bool = True,
-                distances: Callable[[np.ndarray, int], np.ndarray] | None = None, backbone: str = "efficientnet_lite0",
-                pooling: str = "stages") -> Inputs:
+                distances: Callable[[np.ndarray, int], np.ndarray] | None = None, backbone: str = defaults.BACKBONE,
+                pooling: str = defaults.POOLING) -> Inputs:
     """Gather what the selectors and the training need from a store and its cached features."""
     labels = read_labels(store)
     if len(features) != len(labels):
         raise ValueError(f"features have {len(features)} rows but {store} holds {len(labels)} images")
     return Inputs(dataset=str(labels.attrs["dataset"]), mos01=labels.mos01, groups=labels.groups, features=features,
-                  votes=vote_sources.offline_committee_votes(store, progress=False) if committee else None,
+                  votes=offline_committee_votes(store, progress=False) if committee else None,
                   distances=distances, backbone=backbone, pooling=pooling)
 
 
@@ -71,49 +79,48 @@ def _split(inputs: Inputs, config: ExperimentConfig, seed: int) -> tuple[np.ndar
         return np.arange(n), np.empty(0, np.int64)
     if config.protocol != "honest":
         raise ValueError(f"unknown protocol {config.protocol!r}; choose 'honest' or 'authors'")
-    return splits.holdout_split(n, config.test_fraction, seed, groups=inputs.groups)
+    return holdout_split(n, config.test_fraction, seed, groups=inputs.groups)
+
+
+def head_vote_source(features: np.ndarray, mos01: np.ndarray, config: training.TrainConfig, seed: int) -> VoteSource:
+    """Votes for AL-IQA's later rounds: the three heads of a model trained on everything labelled so
+    far (validation inside it), asked about every row of `features`."""
+    def votes(round_: int, labelled: np.ndarray) -> np.ndarray:
+        tr, va = split_budget(labelled, seed=seed)
+        result = training.train_heads(features, mos01, tr, va, config, progress=False)
+        return head_votes(training.head_outputs(result.model, features))
+    return votes
 
 
 def _select(inputs: Inputs, name: str, pool: np.ndarray, budget: int, seed: int, train_cfg: training.TrainConfig) -> np.ndarray:
-    """Positions chosen by a selector from the pool (the full three-round loop for "al_iqa")."""
-    if name == CEILING:
-        return pool
-    dist = inputs.distances(pool, seed) if inputs.distances and name in ("content", "al_iqa") else None
-    if name != "al_iqa":
-        extra = dict(votes=None if inputs.votes is None else inputs.votes[:, pool],
-                     distances=None if dist is None else dist[:, :, pool])
-        return pool[selection.select(name, inputs.features[pool], budget, seed, **extra)]
-    cfg = selection.ALIQAConfig()
-    if min(cfg.round_sizes(budget)) < 5:          # too few labels to train between rounds: one fused round
-        return selection.al_iqa_round(inputs.votes, dist, pool, budget, cfg.weights[-1], 0.0)
-
-    def votes_for_round(r: int, chosen: np.ndarray) -> np.ndarray:
-        if r == 0:
-            return inputs.votes
-        tr, va = training.split_budget(chosen, 0.2, seed)
-        res = training.train_heads(inputs.features, inputs.mos01, tr, va, train_cfg, progress=False)
-        return vote_sources.head_votes(training.head_outputs(res.model, inputs.features))
-    return np.concatenate(selection.al_iqa(votes_for_round, dist, pool, budget, cfg))
+    """Positions chosen from the pool by the selector called `name`, built with what it needs."""
+    needs = SELECTORS[name].needs if name in SELECTORS else ()
+    if "distances" in needs and inputs.distances is None:
+        raise ValueError(f"selector {name!r} needs content distances: load_inputs(..., distances=distance_source(store))")
+    selector = make_selector(
+        name, votes=None if inputs.votes is None else inputs.votes[:, pool],
+        distances=inputs.distances(pool, seed)[:, :, pool] if "distances" in needs else None,
+        vote_source=head_vote_source(inputs.features[pool], inputs.mos01[pool], train_cfg, seed))
+    return pool[selector.select(inputs.features[pool], budget=budget, seed=seed).positions]
 
 
 def run_one(inputs: Inputs, selector: str, budget_share: float, seed: int, config: ExperimentConfig) -> dict:
     """One run: split, select, train with validation inside the budget, score once on the test split."""
     t0 = time.perf_counter()
     pool, test = _split(inputs, config, seed)
-    budget = len(pool) if selector == CEILING else max(5, int(round(budget_share * len(pool))))
-    picked = _select(inputs, selector, pool, budget, seed, config.train)
+    picked = _select(inputs, selector, pool, defaults.budget_size(budget_share, len(pool)), seed, config.train)
     t_select = time.perf_counter() - t0
     cfg = training.TrainConfig(**{**asdict(config.train), "seed": seed})
     if config.protocol == "authors":
         test = np.setdiff1d(pool, picked)
         train_idx, val_idx = picked, test            # their checkpoint choice reads the test labels
     else:
-        train_idx, val_idx = training.split_budget(picked, 0.2, seed)
+        train_idx, val_idx = split_budget(picked, seed=seed)
     result = training.train_heads(inputs.features, inputs.mos01, train_idx, val_idx, cfg, progress=False)
     pred = training.predict(result.model, inputs.features[test], cfg.predict)
     scores = metrics.evaluate(pred, inputs.mos01[test], fit=config.fit)
     return dict(dataset=inputs.dataset, backbone=inputs.backbone, pooling=inputs.pooling, protocol=config.protocol,
-                selector=selector, budget=float(1.0 if selector == CEILING else budget_share), seed=seed,
+                selector=selector, budget=float(budget_share), seed=seed,
                 n_labelled=len(picked), n_test=len(test), **scores, best_epoch=result.best_epoch,
                 select_seconds=round(t_select, 3), total_seconds=round(time.perf_counter() - t0, 3))
 
@@ -144,10 +151,8 @@ def _append(path: Path, row: dict) -> None:
     """Append one row to a CSV (header on creation), rewriting atomically."""
     frame = pd.read_csv(path) if path.exists() else pd.DataFrame()
     frame = pd.concat([frame, pd.DataFrame([row])], ignore_index=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
 
 
 def summarise(results: pd.DataFrame, metric: str = "srcc", baseline: str = "random") -> pd.DataFrame:
@@ -186,25 +191,15 @@ def cross_dataset(train: Inputs, test_features: np.ndarray, test_mos01: np.ndarr
         raise ValueError(f"feature sizes differ ({train.features.shape[1]} vs {test_features.shape[1]}): "
                          "extract both with the same backbone and pooling")
     pool, _ = _split(train, config, seed)
-    budget = len(pool) if selector == CEILING else max(5, int(round(budget_share * len(pool))))
-    picked = _select(train, selector, pool, budget, seed, config.train)
-    tr, va = training.split_budget(picked, 0.2, seed)
+    picked = _select(train, selector, pool, defaults.budget_size(budget_share, len(pool)), seed, config.train)
+    tr, va = split_budget(picked, seed=seed)
     result = training.train_heads(train.features, train.mos01, tr, va, config.train, progress=False)
     pred = training.predict(result.model, test_features)
     return dict(train_dataset=train.dataset, test_dataset=test_dataset, selector=selector, seed=seed,
                 n_labelled=len(picked), **metrics.evaluate(pred, test_mos01, fit=config.fit))
 
 
-def distance_source(store: str | os.PathLike, config=None) -> Callable[[np.ndarray, int], np.ndarray]:
+def distance_source(store: str | os.PathLike, config: DistillConfig | None = None) -> Callable[[np.ndarray, int], np.ndarray]:
     """Content distances for any (pool, seed), distilled on demand and cached beside the store."""
-    from .distill import DistillConfig, cached_distances
-
     config = config or DistillConfig()
     return lambda pool, seed: cached_distances(store, pool, config, seed=seed, progress=False)
-
-
-def smoke_distill_config():
-    """The small distillation used by every notebook in SMOKE mode."""
-    from .distill import DistillConfig
-
-    return DistillConfig(n_images=12, iterations=40, repeats=3)

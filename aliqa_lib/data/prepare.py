@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from . import synthetic
-from .paths import default_store_path
-from .readers import DATASETS as REAL_DATASETS
+from ..paths import default_store_path
+from .readers import DATABASES
 from .readers import read_catalog
 from .store import StoreError, validate_store
 
-DATASETS = ("synthetic",) + tuple(REAL_DATASETS)
+DATASET_NAMES = ("synthetic",) + tuple(DATABASES)
 SMOKE_IMAGES = 48  # images kept by smoke=True on a real dataset (evenly spaced over the label file)
 
 
@@ -24,12 +24,12 @@ def prepare(name: str, root: str | os.PathLike | None = None, out: str | os.Path
 
     A valid store already at `out` built with the same settings is reused unless force=True.
     `smoke` builds a small version: the embedded dataset with fewer photos, or 48 images of a real one.
-    Real datasets need `root`, the folder holding the unpacked download (see readers.DATASETS);
+    Real datasets need `root`, the folder holding the unpacked download (see readers.DATABASES);
     `workers` decoding processes (default: one per core), `skip_bad` leaves out unreadable images,
     `variant` picks KonIQ's image folder ("1024x768"/"512x384") or LIVE Challenge's set ("common"/"all").
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    if name not in DATASET_NAMES:
+        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}")
     if name == "synthetic":
         if root is not None or variant is not None:
             raise ValueError("the synthetic dataset is generated from installed packages; it takes no --root or --variant")
@@ -64,7 +64,7 @@ def _prepare_real(name: str, root: str | os.PathLike | None, out: str | os.PathL
     if root is None:  # later notebooks name only the dataset: reuse the store prepared before
         if attrs is not None and attrs.get("dataset") == name:
             return out
-        info = REAL_DATASETS[name]
+        info = DATABASES[name]
         raise ValueError(f"{name} needs --root DIR, the folder where you unpacked {info.title} "
                          f"(download: {info.url}); no prepared store at {out} to reuse")
     root = Path(root).expanduser().resolve()
@@ -75,7 +75,7 @@ def _prepare_real(name: str, root: str | os.PathLike | None, out: str | os.PathL
     catalog = read_catalog(name, root, variant)
     if smoke and len(catalog) > SMOKE_IMAGES:
         catalog = catalog.subset(np.unique(np.linspace(0, len(catalog) - 1, SMOKE_IMAGES).round().astype(int)))
-    info = REAL_DATASETS[name]
+    info = DATABASES[name]
     return ingest(catalog, out, size=size, workers=workers, skip_bad=skip_bad, progress=progress,
                   label_file=str(catalog.label_file), variant=catalog.variant, label_note=info.scale,
                   resize="whole image to size x size, bicubic, after JPEG DCT-scaled decoding", **settings)

@@ -1,0 +1,119 @@
+"""Quality-aware pooled features of a backbone, computed once per store and cached beside it."""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .. import defaults
+from ..cache import cached_array
+from ..data.store import validate_store
+from ..data.torch_dataset import IMAGENET_MEAN, IMAGENET_STD, StoreDataset
+from .backbones import load_backbone
+
+POOLINGS = ("final", "stages")
+
+
+class QualityFeatures(nn.Module):
+    """Pooled features of a timm backbone: the final vector, plus (pooling="stages") the mean and
+    standard deviation over space of every intermediate stage that timm's feature_info lists."""
+
+    def __init__(self, backbone: nn.Module, pooling: str = defaults.POOLING) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; choose from {POOLINGS}")
+        self.backbone, self.pooling = backbone, pooling
+        modules = dict(backbone.named_modules())
+        self._stages = [modules[info["module"]] for info in backbone.feature_info] if pooling == "stages" else []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps: list[torch.Tensor] = []
+        handles = [m.register_forward_hook(lambda _m, _i, out: maps.append(out)) for m in self._stages]
+        try:
+            final = self.backbone(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        stats = [torch.cat([m.mean(dim=(2, 3)), m.std(dim=(2, 3), correction=0)], dim=1) for m in maps]
+        return torch.cat(stats + [final], dim=1)
+
+
+def _parse_view(view: str) -> int:
+    """0 for the centre view, k for "augk" (k random crop+flip views)."""
+    if view == "center":
+        return 0
+    if view.startswith("aug") and view[3:].isdigit() and int(view[3:]) > 0:
+        return int(view[3:])
+    raise ValueError(f"unknown view {view!r}; use 'center' or 'aug<k>' such as 'aug4'")
+
+
+def extract_features(store_path: str | os.PathLike, backbone: str | nn.Module = defaults.BACKBONE,
+                     weights: str | os.PathLike = defaults.BACKBONE_WEIGHTS, view: str = "center", pooling: str = defaults.POOLING,
+                     batch_size: int = 64, num_workers: int = 0, device: str = "cpu", crop: int = 224,
+                     seed: int = 0, progress: bool = True) -> np.ndarray:
+    """Features of every image in a store, float32 (N, D) for view="center" or (k, N, D) for "aug<k>".
+
+    Cached in <store>.features.h5 under a key of store file, backbone, weights, view and pooling;
+    a later call with the same key reads the cache instead of running the network.
+    """
+    model = load_backbone(backbone, weights) if isinstance(backbone, str) else backbone
+    name = backbone if isinstance(backbone, str) else type(backbone).__name__
+    spec = dict(backbone=name, weights=getattr(model, "weights_id", os.fspath(weights)), pooling=pooling)
+    return cached_features(store_path, lambda: QualityFeatures(model, pooling), spec, IMAGENET_MEAN, IMAGENET_STD,
+                           view=view, batch_size=batch_size, num_workers=num_workers, device=device, crop=crop,
+                           seed=seed, progress=progress)
+
+
+def cached_features(store_path: str | os.PathLike, make_encoder: Callable[[], nn.Module], spec: dict,
+                    mean: Sequence[float], std: Sequence[float], view: str = "center", batch_size: int = 64,
+                    num_workers: int = 0, device: str = "cpu", crop: int = 224, seed: int = 0,
+                    progress: bool = True) -> np.ndarray:
+    """Run `make_encoder()` over a store's images (normalised with mean/std), cached under `spec` + view."""
+    k = _parse_view(view)
+    validate_store(store_path)
+
+    def compute() -> np.ndarray:
+        with _inference_layout(make_encoder(), device) as encoder:
+            return _run(encoder, Path(store_path), k, batch_size, num_workers, device, crop, seed, mean, std,
+                        progress, f"{spec.get('backbone', 'encoder')} features ({view})")
+
+    return cached_array(store_path, dict(spec, view=view, crop=crop, seed=seed, mean=list(mean), std=list(std)), compute)
+
+
+@contextlib.contextmanager
+def _inference_layout(model: nn.Module, device: str):
+    """Lend `model` for inference (eval mode, on `device`, channels_last) and give it back as it was:
+    the encoder wraps the caller's backbone, which must not come back changed."""
+    params = next(model.parameters(), None)
+    home = params.device if params is not None else torch.device("cpu")
+    was_training = model.training
+    was_channels_last = any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
+                            and not p.is_contiguous() for p in model.parameters())
+    try:
+        yield model.to(device).eval().to(memory_format=torch.channels_last)
+    finally:
+        model.to(home).train(was_training)
+        if not was_channels_last:
+            model.to(memory_format=torch.contiguous_format)
+
+
+@torch.inference_mode()
+def _run(model: nn.Module, store: Path, k: int, batch_size: int, num_workers: int, device: str, crop: int,
+         seed: int, mean: Sequence[float], std: Sequence[float], progress: bool, desc: str) -> np.ndarray:
+    """Batched inference over a store for the centre view (k=0) or k augmented views."""
+    ds = StoreDataset(store, train=k > 0, crop=crop, mean=mean, std=std, seed=seed)
+    views = []
+    for epoch in range(max(k, 1)):
+        ds.set_epoch(epoch)
+        loader = DataLoader(ds, batch_size=batch_size, num_workers=num_workers)
+        batches = tqdm(loader, desc=f"{desc} {epoch + 1}/{max(k, 1)}", disable=not progress)
+        out = [model(x.to(device, memory_format=torch.channels_last)).float().cpu() for x, _ in batches]
+        views.append(torch.cat(out).numpy())
+    return views[0] if k == 0 else np.stack(views)

@@ -1,0 +1,137 @@
+"""Notebooks: the one call that starts each of them, and the headless runner (papermill).
+
+Every numbered notebook's first code cell is `run = al.start("NN_name", globals())`: it applies the
+visible smoke preset, resolves the output folder and the store, records the parameters and returns
+what the notebook needs.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, MutableMapping, Sequence
+
+from . import defaults
+from .data.prepare import prepare
+from .data.schema import Labels
+from .data.store import read_labels
+from .paths import output_dir, outputs_dir, project_root
+from .results import record
+
+PARAMETER = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+@dataclass
+class Run:
+    """What a started notebook works with: its output folder, store and labels, and its parameters."""
+
+    name: str
+    out: Path
+    store: Path
+    labels: Labels
+    params: dict[str, Any]
+
+
+def start(name: str, namespace: MutableMapping[str, Any], prepare_store: bool = False) -> Run:
+    """Start notebook `name` from its parameters (the UPPER_CASE names in `namespace`, i.e. globals()).
+
+    With SMOKE=True the smoke preset of defaults.SMOKE_PRESETS replaces the parameters it lists, in
+    `namespace` too, and says so. The store is STORE when given, else the dataset DATASET prepared
+    (or reused) under data/cache/; `prepare_store=True` (notebook 01) prepares STORE itself from the
+    preparation parameters. Seed, smoke flag, parameters and any preset change go to results.json.
+    """
+    params = {k: v for k, v in namespace.items() if PARAMETER.match(k)}
+    missing = [k for k in ("SEED", "SMOKE", "OUT_DIR") if k not in params]
+    if missing:
+        raise ValueError(f"{name}: the parameters cell lacks {missing}")
+    changed = {}
+    if params["SMOKE"]:
+        for key, value in defaults.smoke_preset(name).items():
+            if key in params and params[key] != value:
+                changed[key] = [params[key], value]
+                namespace[key] = params[key] = value
+        if changed:
+            print("SMOKE preset (aliqa_lib.defaults.SMOKE_PRESETS): "
+                  + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()))
+    out = output_dir(name, params["OUT_DIR"])
+    store = _store(params, prepare_store)
+    labels = read_labels(store)
+    record("seed", params["SEED"], out)
+    record("smoke", bool(params["SMOKE"]), out)
+    record("parameters", {k: v for k, v in params.items() if k != "OUT_DIR"}, out)
+    record("smoke_preset", changed, out)
+    print(f"{labels.attrs['dataset']}: {len(labels)} images in {store}; outputs in {out}")
+    return Run(name=name, out=out, store=store, labels=labels, params=params)
+
+
+def _store(params: dict[str, Any], prepare_store: bool) -> Path:
+    """The store a notebook reads: STORE as given, or its dataset prepared with the notebook's settings."""
+    store = params.get("STORE")
+    if store is not None and not prepare_store:
+        return Path(store)
+    options = {"root": "ROOT", "size": "SIZE", "workers": "WORKERS", "skip_bad": "SKIP_BAD", "variant": "VARIANT"}
+    given = {arg: params[key] for arg, key in options.items() if key in params}
+    return prepare(params.get("DATASET", "synthetic"), out=store, seed=params["SEED"], smoke=bool(params["SMOKE"]),
+                   progress=prepare_store, **given)
+
+
+def notebook_dir() -> Path:
+    """The folder of the numbered tutorial notebooks (notebooks/ of the checkout)."""
+    root = project_root()
+    if root is None:
+        raise FileNotFoundError("the notebooks ship with the repository checkout; clone it to run them")
+    return root / "notebooks"
+
+
+def list_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
+    """The numbered notebooks NN_*.ipynb of a folder, in order."""
+    folder = Path(folder) if folder else notebook_dir()
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def check_parameters(notebook: str | os.PathLike, parameters: dict[str, Any]) -> None:
+    """Raise ValueError naming any parameter the notebook's parameters cell does not define."""
+    import papermill
+
+    known = set(papermill.inspect_notebook(str(notebook)))
+    unknown = sorted(set(parameters) - known)
+    if unknown:
+        raise ValueError(f"{Path(notebook).name} has no parameter(s) {unknown}; its parameters are {sorted(known)}")
+
+
+def run_notebook(notebook: str | os.PathLike, out_dir: str | os.PathLike, parameters: dict[str, Any] | None = None,
+                 progress: bool = False) -> Path:
+    """Execute one notebook into out_dir/<name>.ipynb; its OUT_DIR parameter becomes out_dir/<name>/."""
+    import papermill
+
+    notebook, out_dir = Path(notebook), Path(out_dir)
+    check_parameters(notebook, parameters or {})
+    run_dir = out_dir / notebook.stem
+    run_dir.mkdir(parents=True, exist_ok=True)
+    params = {"OUT_DIR": str(run_dir.resolve()), **(parameters or {})}
+    executed = out_dir / notebook.name
+    papermill.execute_notebook(str(notebook), str(executed), parameters=params, cwd=str(notebook.parent),
+                               progress_bar=progress, kernel_name="python3")
+    return executed
+
+
+def run_all(out_dir: str | os.PathLike | None = None, parameters: dict[str, Any] | None = None,
+            only: Sequence[str] | None = None, progress: bool = True) -> list[Path]:
+    """Execute every numbered notebook in order (or those whose names start with one of `only`);
+    each receives only the parameters its parameters cell defines."""
+    import papermill
+
+    out_dir = Path(out_dir) if out_dir else outputs_dir()
+    chosen = [nb for nb in list_notebooks() if not only or any(nb.name.startswith(o) for o in only)]
+    parameters = parameters or {}
+    known = set().union(*(papermill.inspect_notebook(str(nb)) for nb in chosen)) if chosen else set()
+    unknown = sorted(set(parameters) - known)
+    if unknown:
+        raise ValueError(f"no notebook among {[nb.stem for nb in chosen]} has parameter(s) {unknown}")
+    done = []
+    for nb in chosen:
+        print(f"running {nb.name} -> {out_dir / nb.name}", flush=True)
+        own = set(papermill.inspect_notebook(str(nb)))
+        done.append(run_notebook(nb, out_dir, {k: v for k, v in parameters.items() if k in own}, progress=progress))
+    return done
