@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.aliqa-installed
 export MPLBACKEND ?= Agg
 
-.PHONY: setup tutorial test smoke bench clean
+.PHONY: setup tutorial test test-fast lint smoke bench clean
 
 setup: $(STAMP)
 
@@ -20,10 +20,17 @@ tutorial: $(STAMP)  ## run every numbered notebook on the embedded dataset into 
 smoke: $(STAMP)  ## the same, small and fast
 	$(PY) -m aliqa_lib tutorial --smoke --out outputs/smoke
 
-test: $(STAMP)  ## unit tests plus papermill smoke runs of every notebook
+test: lint  ## every tier: unit, the notebooks in smoke mode (their records asserted), functional
 	$(PY) -m pytest
 
+test-fast: $(STAMP)  ## the unit tier only (under 2 minutes)
+	$(PY) -m pytest tests/unit
+
+lint: $(STAMP)  ## ruff over the library, tests, benchmarks and notebooks
+	$(VENV)/bin/ruff check aliqa_lib tests benchmarks notebooks
+
 bench: $(STAMP)  ## speed and memory benchmarks (printed, never asserted)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:

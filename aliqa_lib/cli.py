@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from .notebook import run_all
 from .data.prepare import DATASET_NAMES, prepare
 from .data.store import StoreError
+from .notebook import run_all
 
 
 def parser() -> argparse.ArgumentParser:

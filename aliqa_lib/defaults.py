@@ -7,8 +7,9 @@ the reader can see, not a silent rewrite.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 # Splits: the test split is fixed first (whole source photos / references); validation is drawn
 # inside the labelled budget and picks the checkpoint.

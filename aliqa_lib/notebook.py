@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, MutableMapping, Sequence
+from typing import Any
 
 from . import defaults
 from .data.prepare import prepare

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from aliqa_lib import models
-from aliqa_lib.prepare import prepare
+from aliqa_lib.data.prepare import prepare
 
 BATCH, N = 64, 512
 

@@ -21,16 +21,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from aliqa_lib.ingest import ingest
+from aliqa_lib.data.ingest import ingest
+from aliqa_lib.data.readers import Catalog
 from aliqa_lib.paths import cache_dir
-from aliqa_lib.readers import Catalog
 
 
 def make_photos(folder: Path, count: int) -> list[Path]:
     """`count` distinct 1024x768 JPEGs (random crops of the embedded photos plus mild noise)."""
     from tqdm import tqdm
 
-    from aliqa_lib import synthetic  # here, so that the measured processes do not load it
+    from aliqa_lib.data import synthetic  # here, so that the measured processes do not load it
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{k:05d}.jpg" for k in range(count)]
@@ -59,7 +59,7 @@ def decode_rate(paths: list[Path]) -> float:
 def run_once(count: int, workers: int, folder: Path) -> dict:
     """Prepare `count` photos into a temporary store; wall time and peak memory of this process and its workers."""
     paths = sorted(folder.glob("*.jpg"))[:count]
-    catalog = Catalog("bench", paths, [p.name for p in paths], np.full(count, 3.0), (1.0, 5.0), True, folder)
+    catalog = Catalog.build("bench", paths, [p.name for p in paths], np.full(count, 3.0), (1.0, 5.0), True, folder)
     before = current_rss_mib()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from aliqa_lib import synthetic
+from aliqa_lib.data import synthetic
 
 
 def peak_rss_mib() -> float:

@@ -31,10 +31,11 @@ def _run(name: str, queue) -> None:
 
 
 def main() -> None:
-    from aliqa_lib import baselines, selection
+    from aliqa_lib import selection
+    from aliqa_lib.selection import baselines
     ctx = mp.get_context("spawn")
     print(f"pool {N} x {D}, budget {BUDGET} (features float32: {N * D * 4 / 2**20:.0f} MiB)")
-    for name in selection.SELECTORS:
+    for name in [n for n in selection.SELECTORS if n != "full_pool"]:   # full_pool takes everything
         queue = ctx.Queue()
         proc = ctx.Process(target=_run, args=(name, queue))
         proc.start()
@@ -56,8 +57,8 @@ def main() -> None:
         t_ours = time.perf_counter() - t0
         print(f"  {label} (4,000 x 128, budget 1,000): {t_theirs:.2f} s vs ours {t_ours:.2f} s -> {t_theirs / t_ours:.1f}x")
 
-    from aliqa_lib import distill
-    from aliqa_lib.prepare import prepare
+    from aliqa_lib.data.prepare import prepare
+    from aliqa_lib.selection import distill
     with tempfile.TemporaryDirectory() as tmp:
         store = prepare("synthetic", out=Path(tmp) / "s.h5", progress=False)
         t0 = time.perf_counter()

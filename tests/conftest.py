@@ -9,6 +9,16 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+TIERS = ("unit", "smoke", "functional")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its tier, the folder it lives in (tests/unit, tests/smoke, tests/functional)."""
+    for item in items:
+        tier = next((t for t in TIERS if f"{os.sep}{t}{os.sep}" in str(item.path)), None)
+        if tier is None:
+            raise pytest.UsageError(f"{item.path} lies outside tests/unit, tests/smoke and tests/functional")
+        item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -22,6 +32,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 def smoke_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The small embedded dataset (4 contents, all distortions), seed 3."""
     from aliqa_lib.data.prepare import prepare
+
     return prepare("synthetic", out=tmp_path_factory.mktemp("smoke") / "smoke.h5", seed=3, smoke=True, progress=False)
 
 

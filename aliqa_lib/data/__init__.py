@@ -7,8 +7,19 @@ torch_dataset (a store as a torch Dataset) and splits (test first, then budget, 
 """
 from __future__ import annotations
 
-from . import (describe, distortions, ingest, prepare, pseudo_mos, readers, schema, splits, store, synthetic,
-               torch_dataset)
+from . import (
+               describe,
+               distortions,
+               ingest,
+               prepare,
+               pseudo_mos,
+               readers,
+               schema,
+               splits,
+               store,
+               synthetic,
+               torch_dataset,
+)
 from .prepare import DATASET_NAMES
 from .schema import Labels
 from .splits import holdout_split, split_budget

@@ -6,7 +6,7 @@ float32 image in [0, 1]. The parameter per level is listed in LEVELS so notebook
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image

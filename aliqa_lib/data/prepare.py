@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import synthetic
 from ..paths import default_store_path
-from .readers import DATABASES
-from .readers import read_catalog
+from . import synthetic
+from .readers import DATABASES, read_catalog
 from .store import StoreError, validate_store
 
 DATASET_NAMES = ("synthetic",) + tuple(DATABASES)

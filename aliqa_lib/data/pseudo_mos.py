@@ -6,7 +6,7 @@ scales weigh equally), averaged, and mapped linearly onto [1, 5]. These are NOT 
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import piq
@@ -43,7 +43,8 @@ def score_batch(distorted: np.ndarray, reference: np.ndarray, names: Sequence[st
     out = {}
     for name in names:
         fn = METRICS[name][0]
-        out[name] = torch.cat([fn(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]).double().numpy()
+        parts = [fn(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        out[name] = torch.cat(parts).double().numpy()
     return out
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,7 @@ class Catalog:
     @classmethod
     def build(cls, dataset: str, paths: list[Path], names: list[str], mos: np.ndarray,
               score_range: tuple[float, float], higher_is_better: bool, label_file: Path, variant: str = "",
-              metrics: dict[str, np.ndarray] | None = None, **columns: Any) -> "Catalog":
+              metrics: dict[str, np.ndarray] | None = None, **columns: Any) -> Catalog:
         """A catalog from raw scores: [0, 1] scores follow from the documented range and direction."""
         labels = Labels(names=names, mos=mos, mos01=to_unit(mos, score_range, higher_is_better),
                         attrs=dict(dataset=dataset, score_range=score_range, higher_is_better=higher_is_better),
@@ -88,7 +89,7 @@ class Catalog:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, keep: np.ndarray) -> "Catalog":
+    def subset(self, keep: np.ndarray) -> Catalog:
         """The rows at positions `keep` (in that order)."""
         keep = np.asarray(keep, dtype=np.int64)
         return replace(self, paths=[self.paths[i] for i in keep], labels=self.labels.subset(keep))

@@ -93,7 +93,7 @@ class Labels:
         """The schema columns this dataset has, by name (required ones first)."""
         return {name: getattr(self, name) for name in COLUMNS if getattr(self, name) is not None}
 
-    def subset(self, keep: np.ndarray) -> "Labels":
+    def subset(self, keep: np.ndarray) -> Labels:
         """The rows at positions `keep`, in that order."""
         keep = np.asarray(keep, dtype=np.int64)
         return replace(self, **{k: v[keep] for k, v in self.columns().items()},

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import h5py
 import numpy as np
@@ -51,7 +52,7 @@ class StoreWriter:
         self._written = np.zeros(self.n, dtype=bool)
         self._labels_set = False
 
-    def __enter__(self) -> "StoreWriter":
+    def __enter__(self) -> StoreWriter:
         self._atomic = atomic_path(self.path)
         self._tmp = self._atomic.__enter__()
         self.file = h5py.File(self._tmp, "w")

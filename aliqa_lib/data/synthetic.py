@@ -7,9 +7,9 @@ from full-reference metrics (see pseudo_mos.py): they are NOT human opinions.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image

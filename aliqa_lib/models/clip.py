@@ -6,8 +6,8 @@ small randomly initialised CLIP with the real tokenizer so the whole path runs o
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -143,9 +143,9 @@ class PromptLearner(nn.Module):
         width = clip.token_embedding.weight.shape[1]
         self.ctx = nn.Parameter(torch.randn(n_ctx, width) * init_std)
         half = n_ctx // 2
-        ph = " ".join(["X"] * n_ctx)
+        ph, before, after = " ".join(["X"] * n_ctx), " ".join(["X"] * half), " ".join(["X"] * (n_ctx - half))
         prompts = {"end": [f"{ph} {c}." for c in classes], "front": [f"{c} {ph}." for c in classes],
-                   "middle": [f"{' '.join(['X'] * half)} {c} {' '.join(['X'] * (n_ctx - half))}.".strip() for c in classes]}[position]
+                   "middle": [f"{before} {c} {after}.".strip() for c in classes]}[position]
         tokens = tokenizer(prompts)
         x_id = int(tokenizer(["X"])[0, 1])
         slots = [torch.nonzero(t == x_id).flatten()[:n_ctx] for t in tokens]

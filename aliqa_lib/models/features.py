@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -55,9 +55,9 @@ def _parse_view(view: str) -> int:
 
 
 def extract_features(store_path: str | os.PathLike, backbone: str | nn.Module = defaults.BACKBONE,
-                     weights: str | os.PathLike = defaults.BACKBONE_WEIGHTS, view: str = "center", pooling: str = defaults.POOLING,
-                     batch_size: int = 64, num_workers: int = 0, device: str = "cpu", crop: int = 224,
-                     seed: int = 0, progress: bool = True) -> np.ndarray:
+                     weights: str | os.PathLike = defaults.BACKBONE_WEIGHTS, view: str = "center",
+                     pooling: str = defaults.POOLING, batch_size: int = 64, num_workers: int = 0,
+                     device: str = "cpu", crop: int = 224, seed: int = 0, progress: bool = True) -> np.ndarray:
     """Features of every image in a store, float32 (N, D) for view="center" or (k, N, D) for "aug<k>".
 
     Cached in <store>.features.h5 under a key of store file, backbone, weights, view and pooling;

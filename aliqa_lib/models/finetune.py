@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ class EncoderWithHeads(nn.Module):
         super().__init__()
         self.encoder, self.heads = encoder, heads
 
-    def train(self, mode: bool = True) -> "EncoderWithHeads":
+    def train(self, mode: bool = True) -> EncoderWithHeads:
         super().train(mode)
         for module in self.encoder.modules():
             if not any(p.requires_grad for p in module.parameters(recurse=False)):

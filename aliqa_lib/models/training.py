@@ -3,13 +3,13 @@ drives the plateau schedule; test labels are never passed in."""
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 from scipy.stats import spearmanr
+from torch import nn
 from tqdm.auto import tqdm
 
 from .. import defaults
@@ -107,7 +107,8 @@ def fit(model: nn.Module, train_batches: Batches, val_inputs: Callable[[], Itera
         score = validation_srcc(combine(probs, config.predict), val_targets)
         row = dict(epoch=epoch, lr=lr, train_loss=float(np.mean(losses)),
                    val_loss=float(soft_bce(torch.from_numpy(probs), torch.from_numpy(val_targets))),
-                   val_srcc=score, **{f"val_srcc_{h}": validation_srcc(probs[:, i], val_targets) for i, h in enumerate(HEAD_NAMES[:probs.shape[1]])})
+                   val_srcc=score, **{f"val_srcc_{h}": validation_srcc(probs[:, i], val_targets)
+                                      for i, h in enumerate(HEAD_NAMES[:probs.shape[1]])})
         result.history.append(row)
         bar.set_postfix(val_srcc=f"{score:.3f}", lr=f"{lr:.1e}")
         gain = -row["val_loss"] if np.isnan(score) else score

@@ -120,7 +120,7 @@ class Distillation:
 
 
 def cached_distances(store_path: str | os.PathLike, pool: np.ndarray, config: DistillConfig = DistillConfig(),
-                     seed: int = 0, progress: bool = True, result: "Distillation | None" = None) -> np.ndarray:
+                     seed: int = 0, progress: bool = True, result: Distillation | None = None) -> np.ndarray:
     """Distances (repeats, M, N) of distill_store, cached beside the store (keyed by pool, config, seed).
     Pass the `result` of a distill_store call with the same settings to store it instead of recomputing."""
     pool = np.asarray(pool, dtype=np.int64)

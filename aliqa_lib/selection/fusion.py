@@ -1,9 +1,10 @@
 """AL-IQA fusion: content and uncertainty ranks, the curriculum band, the weighted Borda count, and
 the paper's three-round schedule (docs/method.md, step 4; notebook 04 writes the round out).
 
-Clean mode (default) breaks every tie by pool index and takes exactly the budget. faithful=True reproduces the authors' code: numpy's default (unstable) argsort in their
-order of the pool, and a fractional round size whose band holds int(num) images while the round
-takes ceil(num) (their 59-image first round on LIVE Challenge).
+Clean mode (default) breaks every tie by pool index and takes exactly the budget. faithful=True
+reproduces the authors' code: numpy's default (unstable) argsort in their order of the pool, and a
+fractional round size whose band holds int(num) images while the round takes ceil(num) (their
+59-image first round on LIVE Challenge).
 """
 from __future__ import annotations
 

@@ -9,8 +9,9 @@ later rounds) it receives when it is built; `make_selector(name, ...)` builds an
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 

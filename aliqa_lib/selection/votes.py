@@ -71,7 +71,8 @@ def committee_measurements(images: np.ndarray) -> np.ndarray:
     local = F.avg_pool2d(y ** 2, 8) - F.avg_pool2d(y, 8) ** 2
     contrast = [flat.std(1), q[1] - q[0], local.clamp_min(0).sqrt().flatten(1).mean(1)]
     rg, yb = x[:, 0] - x[:, 1], 0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]
-    hs = (rg.flatten(1).std(1) ** 2 + yb.flatten(1).std(1) ** 2).sqrt() + 0.3 * (rg.flatten(1).mean(1) ** 2 + yb.flatten(1).mean(1) ** 2).sqrt()
+    hs = ((rg.flatten(1).std(1) ** 2 + yb.flatten(1).std(1) ** 2).sqrt()
+          + 0.3 * (rg.flatten(1).mean(1) ** 2 + yb.flatten(1).mean(1) ** 2).sqrt())
     mx, mn = x.max(1).values, x.min(1).values
     colour = [hs, ((mx - mn) / (mx + 1e-6)).flatten(1).mean(1), lab[:, 1:].flatten(2).std(2).mean(1) / 100]
     imm = _conv(y, [[1, -2, 1], [-2, 4, -2], [1, -2, 1]]).abs().flatten(1).mean(1) * np.sqrt(np.pi / 2) / 6

@@ -3,18 +3,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import fakes
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-import fakes
 from aliqa_lib import cli
+from aliqa_lib.authors import koniq_split as authors_koniq_split
 from aliqa_lib.data import ingest
 from aliqa_lib.data import prepare as prep
 from aliqa_lib.data.readers import read_catalog
-from aliqa_lib.authors import koniq_split as authors_koniq_split
 from aliqa_lib.data.store import read_images, read_labels
 
 S = 32
@@ -359,6 +359,7 @@ def test_authors_koniq_indices_map_to_names_as_their_readme_says():
     perm = np.arange(10073)
     np.random.shuffle(perm)  # the authors' legacy-generator call, as an independent reference
     import scipy.io as sio
+
     from aliqa_lib.paths import project_root
     mat = sio.loadmat(project_root() / "data" / "authors_release" / "koniq_rt10_index.mat")
     train, test = authors_koniq_split(names, 10)

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny_store
 
 from aliqa_lib.models import checkpoints, clip, training
 from aliqa_lib.models.heads import soft_bce
-from helpers import tiny_store
 
 
 @pytest.fixture(scope="module")

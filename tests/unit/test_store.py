@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from aliqa_lib.data.torch_dataset import IMAGENET_MEAN, IMAGENET_STD, StoreDataset
 from aliqa_lib.data.store import StoreError, StoreWriter, read_images, read_labels, validate_store
+from aliqa_lib.data.torch_dataset import IMAGENET_MEAN, IMAGENET_STD, StoreDataset
 
 
 def write_tiny(path, n=5, size=32, seed=0, **optional):

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import linear_features
 
 from aliqa_lib.data import splits
+from aliqa_lib.data.store import read_labels
 from aliqa_lib.evaluation import experiments
 from aliqa_lib.models import training
-from aliqa_lib.data.store import read_labels
-from helpers import linear_features
 
 
 def test_holdout_split_keeps_groups_together():

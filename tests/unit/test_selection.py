@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_store
 
 from aliqa_lib import authors
 from aliqa_lib.selection import baselines, criteria, distill, fusion, strategies, votes
-from helpers import tiny_store
 
 RELEASE = Path(__file__).resolve().parents[1] / "data" / "authors_release"
 
@@ -114,7 +114,7 @@ def test_replay_of_the_authors_livew_selection():
     assert len(np.unique(np.concatenate(rounds))) == 291
     assert all(r.min() >= 0 and r.max() < 1169 for r in rounds)
     details = authors.replay_details(RELEASE)
-    assert [d.from_band for d in details] == [58, 115, 115]           # METHOD.md: the band dominates
+    assert [d.from_band for d in details] == [58, 115, 115]           # at wt <= 0.01 the band dominates
     clean = authors.replay_livew(RELEASE, faithful=False)
     assert [len(r) for r in clean] == [58, 116, 116]
     assert set(clean[0]) < set(rounds[0])

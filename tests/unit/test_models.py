@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import linear_features, tiny_store
 from PIL import Image
 
 from aliqa_lib.cache import cache_path
 from aliqa_lib.data.splits import split_budget
-from aliqa_lib.models import backbones, checkpoints, features, finetune, heads, training
 from aliqa_lib.data.torch_dataset import IMAGENET_MEAN, IMAGENET_STD
-from helpers import linear_features, tiny_store
+from aliqa_lib.models import backbones, checkpoints, features, finetune, heads, training
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,8 @@ def test_feature_cache_is_reused_and_keyed(lite0, tmp_path, monkeypatch):
     calls = []
     real_run = features._run
     monkeypatch.setattr(features, "_run", lambda *a, **k: calls.append(1) or real_run(*a, **k))
-    np.testing.assert_array_equal(features.extract_features(store, lite0, "bundled", crop=32, pooling="final", progress=False), first)
+    again = features.extract_features(store, lite0, "bundled", crop=32, pooling="final", progress=False)
+    np.testing.assert_array_equal(again, first)
     assert calls == []                                          # served from the cache
     aug = features.extract_features(store, lite0, "bundled", view="aug2", crop=32, pooling="final", progress=False)
     assert aug.shape == (2, 6, 1280) and calls == [1] and not np.allclose(aug[0], aug[1])
