@@ -22,8 +22,8 @@ ATTRIBUTES: tuple[tuple[str, str], ...] = (("bright", "dark"), ("sharp", "blurry
                                            ("good", "bad"), ("obvious", "unobvious"), ("high quality", "low quality"))
 GENERAL_TEMPLATES = ("this photo is {}.", "{} photo.", "this is a {} photo.")
 NOISE_TEMPLATES = ("the noise in this photo is {}.", "{} noise is in this photo.", "this photo has {} noise.")
-# The paper gives one quality template; the other two follow the general ones.
-QUALITY_TEMPLATES = ("It's a photo of {}.", "a {} photo.", "this is a {} photo.")
+# The quality question's templates as in the authors' code (the paper prints only the first).
+QUALITY_TEMPLATES = ("It's a photo of {}.", "{} photo.", "this is a {} photo.")
 TEMPLATES = (GENERAL_TEMPLATES,) * 4 + (NOISE_TEMPLATES, QUALITY_TEMPLATES)
 CLASS_POSITIONS = ("end", "middle", "front")
 
