@@ -202,16 +202,14 @@ class ALIQA(Selector):
             picked = one._select(features, labelled, budget, seed).positions
             return Selection(picked, rounds=[picked])
         rounds: list[np.ndarray] = []
-        known = labelled
         for r, num in enumerate(sizes):
             if num == 0:
                 continue
+            known = np.concatenate([labelled, *rounds])       # in the order the labels arrived
             votes = self.votes if r == 0 or self.vote_source is None else self.vote_source(r, known)
-            pool = _unlabelled(len(features), known)
-            detail = fusion_round(votes, self.distances, pool, num, self.schedule.weights[r],
-                                  self.schedule.band_starts[r])
+            detail = fusion_round(votes, self.distances, _unlabelled(len(features), known), num,
+                                  self.schedule.weights[r], self.schedule.band_starts[r])
             rounds.append(detail.selected)
-            known = np.union1d(known, detail.selected)
         return Selection(np.concatenate(rounds), rounds=rounds)
 
 

@@ -86,16 +86,19 @@ def test_multi_round_strategy_asks_for_new_votes_each_round():
     rng = np.random.default_rng(0)
     n = 200
     d = rng.random((5, 10, n))
-    calls = []
+    calls, seen = [], []
 
     def vote_source(r, labelled):
         calls.append((r, len(labelled)))
+        seen.append(labelled.copy())
         return rng.random((1, n, 3))
 
     aliqa = strategies.make_selector("al_iqa", votes=rng.random((6, n, 3)), distances=d, vote_source=vote_source)
     chosen = aliqa.select(np.zeros((n, 2)), labelled=np.arange(5), budget=50, seed=0)
     assert [len(r) for r in chosen.rounds] == [10, 20, 20] and calls == [(1, 15), (2, 35)]
     assert len(np.unique(chosen.positions)) == 50 and not np.isin(chosen.positions, np.arange(5)).any()
+    # the model between rounds sees the labels in the order they arrived (its validation draw depends on it)
+    np.testing.assert_array_equal(seen[1], np.concatenate([np.arange(5), *chosen.rounds[:2]]))
     with pytest.raises(ValueError, match="budget must be a whole number in 1..195"):
         aliqa.select(np.zeros((n, 2)), labelled=np.arange(5), budget=196)
 
