@@ -12,7 +12,7 @@ from helpers import tiny_store
 from aliqa_lib import authors
 from aliqa_lib.selection import baselines, criteria, distill, fusion, strategies, votes
 
-RELEASE = Path(__file__).resolve().parents[1] / "data" / "authors_release"
+RELEASE = Path(__file__).resolve().parents[2] / "data" / "authors_release"
 
 
 def hand_case(offset: int = 0):
