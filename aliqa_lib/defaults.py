@@ -38,7 +38,7 @@ EPOCHS = 200
 SMOKE_PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "*": MappingProxyType({
         "DISTILL_IMAGES": 12, "DISTILL_ITERATIONS": 40, "DISTILL_REPEATS": 3,
-        "EPOCHS": 30, "AUG_VIEWS": 2, "BUDGET": 0.3, "PROTOCOL_SEEDS": 2,
+        "EPOCHS": 30, "AUG_VIEWS": 2, "BUDGET": 0.3, "PROTOCOL_SEEDS": 2, "CLIP_EPOCHS": 30, "FINETUNE_EPOCHS": 1,
     }),
     "07_sweep": MappingProxyType({
         "SELECTORS": ["random", "kcenter", "al_iqa"], "BUDGETS": [0.1, 0.3], "SEEDS": 2, "EPOCHS": 20,

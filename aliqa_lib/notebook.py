@@ -42,7 +42,7 @@ def start(name: str, namespace: MutableMapping[str, Any], prepare_store: bool = 
     (or reused) under data/cache/; `prepare_store=True` (notebook 01) prepares STORE itself from the
     preparation parameters. Seed, smoke flag, parameters and any preset change go to results.json.
     """
-    params = {k: v for k, v in namespace.items() if PARAMETER.match(k)}
+    params = {k: v for k, v in namespace.items() if PARAMETER.match(k) and _is_value(v)}
     missing = [k for k in ("SEED", "SMOKE", "OUT_DIR") if k not in params]
     if missing:
         raise ValueError(f"{name}: the parameters cell lacks {missing}")
@@ -64,6 +64,18 @@ def start(name: str, namespace: MutableMapping[str, Any], prepare_store: bool = 
     record("smoke_preset", changed, out)
     print(f"{labels.attrs['dataset']}: {len(labels)} images in {store}; outputs in {out}")
     return Run(name=name, out=out, store=store, labels=labels, params=params)
+
+
+def _is_value(value: Any) -> bool:
+    """Whether a global is a parameter value (None, a number, a string or a list/dict of them), not an
+    UPPER_CASE import such as a class."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_value(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_value(v) for k, v in value.items())
+    return False
 
 
 def _store(params: dict[str, Any], prepare_store: bool) -> Path:

@@ -29,7 +29,7 @@ from ..selection.strategies import VoteSource
 from ..selection.votes import head_votes, offline_committee_votes
 from . import metrics
 
-KEY = ("dataset", "backbone", "pooling", "protocol", "selector", "budget", "seed")
+KEY = ("dataset", "backbone", "weights", "pooling", "protocol", "selector", "budget", "seed")
 CEILING = "full_pool"   # the selector that takes the whole pool: the ceiling every curve is compared with
 
 
@@ -58,19 +58,20 @@ class Inputs:
     votes: np.ndarray | None = None
     distances: Callable[[np.ndarray, int], np.ndarray] | None = None
     backbone: str = defaults.BACKBONE
+    weights: str = defaults.BACKBONE_WEIGHTS
     pooling: str = defaults.POOLING
 
 
 def load_inputs(store: str | os.PathLike, features: np.ndarray, committee: bool = True,
                 distances: Callable[[np.ndarray, int], np.ndarray] | None = None, backbone: str = defaults.BACKBONE,
-                pooling: str = defaults.POOLING) -> Inputs:
+                pooling: str = defaults.POOLING, weights: str = defaults.BACKBONE_WEIGHTS) -> Inputs:
     """Gather what the selectors and the training need from a store and its cached features."""
     labels = read_labels(store)
     if len(features) != len(labels):
         raise ValueError(f"features have {len(features)} rows but {store} holds {len(labels)} images")
     return Inputs(dataset=str(labels.attrs["dataset"]), mos01=labels.mos01, groups=labels.groups, features=features,
                   votes=offline_committee_votes(store, progress=False) if committee else None,
-                  distances=distances, backbone=backbone, pooling=pooling)
+                  distances=distances, backbone=backbone, pooling=pooling, weights=str(weights))
 
 
 def _split(inputs: Inputs, config: ExperimentConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +120,8 @@ def run_one(inputs: Inputs, selector: str, budget_share: float, seed: int, confi
     result = training.train_heads(inputs.features, inputs.mos01, train_idx, val_idx, cfg, progress=False)
     pred = training.predict(result.model, inputs.features[test], cfg.predict)
     scores = metrics.evaluate(pred, inputs.mos01[test], fit=config.fit)
-    return dict(dataset=inputs.dataset, backbone=inputs.backbone, pooling=inputs.pooling, protocol=config.protocol,
+    return dict(dataset=inputs.dataset, backbone=inputs.backbone, weights=inputs.weights, pooling=inputs.pooling,
+                protocol=config.protocol,
                 selector=selector, budget=float(budget_share), seed=seed,
                 n_labelled=len(picked), n_test=len(test), **scores, best_epoch=result.best_epoch,
                 select_seconds=round(t_select, 3), total_seconds=round(time.perf_counter() - t0, 3))
@@ -133,10 +135,15 @@ def run_experiment(inputs: Inputs, config: ExperimentConfig, out_csv: str | os.P
     if config.ceiling:
         plan += [(CEILING, 1.0, seed) for seed in config.seeds]
     done = pd.read_csv(out_csv) if out_csv and Path(out_csv).exists() else pd.DataFrame()
+    lacking = [k for k in KEY if not done.empty and k not in done.columns]
+    if lacking:
+        raise ValueError(f"{out_csv} lacks the column(s) {lacking} that identify a run (written by an older "
+                         "version?); move it aside or pass another out_csv, and the runs are computed afresh")
     have = set() if done.empty else {tuple(r) for r in done[list(KEY)].astype(str).itertuples(index=False)}
     rows = []
     for selector, budget, seed in tqdm(plan, desc="runs", disable=not progress):
-        key = (inputs.dataset, inputs.backbone, inputs.pooling, config.protocol, selector, str(float(budget)), str(seed))
+        key = (inputs.dataset, inputs.backbone, inputs.weights, inputs.pooling, config.protocol, selector,
+               str(float(budget)), str(seed))
         if key in have:
             continue
         row = run_one(inputs, selector, budget, seed, config)

@@ -64,7 +64,9 @@ def extract_features(store_path: str | os.PathLike, backbone: str | nn.Module = 
     a later call with the same key reads the cache instead of running the network.
     """
     model = load_backbone(backbone, weights) if isinstance(backbone, str) else backbone
-    name = backbone if isinstance(backbone, str) else type(backbone).__name__
+    # a loaded timm model is keyed by its architecture, so it shares the cache with the same model by name
+    name = backbone if isinstance(backbone, str) else \
+        (getattr(backbone, "pretrained_cfg", None) or {}).get("architecture") or type(backbone).__name__
     spec = dict(backbone=name, weights=getattr(model, "weights_id", os.fspath(weights)), pooling=pooling)
     return cached_features(store_path, lambda: QualityFeatures(model, pooling), spec, IMAGENET_MEAN, IMAGENET_STD,
                            view=view, batch_size=batch_size, num_workers=num_workers, device=device, crop=crop,

@@ -1,6 +1,8 @@
 """Honest splits, label-efficiency runs (resumable), summaries, cross-dataset scoring."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,9 +76,17 @@ def test_experiment_is_resumable(inputs, tmp_path, monkeypatch):
     assert len(first) == 2 * 2 + 2                                     # selectors x seeds + ceilings
     assert set(first.columns) >= {"dataset", "backbone", "selector", "budget", "seed", "srcc", "plcc", "fit",
                                   "total_seconds"}
+    real_run_one = experiments.run_one
     monkeypatch.setattr(experiments, "run_one", lambda *a, **k: pytest.fail("a finished run was recomputed"))
     again = experiments.run_experiment(inputs, FAST, csv, progress=False)
     pd.testing.assert_frame_equal(again.reset_index(drop=True), pd.read_csv(csv))
+    # other backbone weights are other runs, not finished ones
+    monkeypatch.setattr(experiments, "run_one", real_run_one)
+    other = experiments.run_experiment(dataclasses.replace(inputs, weights="file:w.pth:abc"), FAST, csv, progress=False)
+    assert len(other) == 2 * len(first) and set(other.weights) == {"bundled", "file:w.pth:abc"}
+    pd.read_csv(csv).drop(columns="weights").to_csv(csv, index=False)
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['weights'\]"):
+        experiments.run_experiment(inputs, FAST, csv, progress=False)
 
 
 def test_al_iqa_and_ablations_run_in_experiments(inputs):

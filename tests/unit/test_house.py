@@ -90,6 +90,14 @@ def test_start_applies_the_visible_smoke_preset_and_records_it(smoke_store, tmp_
     assert run.store == smoke_store and len(run.labels) == len(al.store.read_labels(smoke_store))
 
 
+def test_start_records_only_parameter_values(smoke_store, tmp_path):
+    from sklearn.decomposition import PCA
+
+    start("03_content_criterion", namespace(STORE=str(smoke_store), OUT_DIR=str(tmp_path), PCA=PCA, LEVELS=[1, 2]))
+    recorded = json.loads((tmp_path / "results.json").read_text())["parameters"]
+    assert "PCA" not in recorded and recorded["LEVELS"] == [1, 2]
+
+
 def test_start_without_smoke_changes_nothing_and_needs_the_basic_parameters(smoke_store, tmp_path):
     ns = namespace(STORE=str(smoke_store), OUT_DIR=str(tmp_path), SMOKE=False, EPOCHS=200)
     start("07_sweep", ns)

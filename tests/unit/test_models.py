@@ -77,7 +77,9 @@ def test_feature_cache_is_reused_and_keyed(lite0, tmp_path, monkeypatch):
     real_run = features._run
     monkeypatch.setattr(features, "_run", lambda *a, **k: calls.append(1) or real_run(*a, **k))
     again = features.extract_features(store, lite0, "bundled", crop=32, pooling="final", progress=False)
+    by_name = features.extract_features(store, "efficientnet_lite0", "bundled", crop=32, pooling="final", progress=False)
     np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(by_name, first)                 # a loaded model shares the cache of its name
     assert calls == []                                          # served from the cache
     aug = features.extract_features(store, lite0, "bundled", view="aug2", crop=32, pooling="final", progress=False)
     assert aug.shape == (2, 6, 1280) and calls == [1] and not np.allclose(aug[0], aug[1])
