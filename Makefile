@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.aliqa-installed
-export MPLBACKEND ?= Agg
 
 .PHONY: setup tutorial test test-fast lint smoke bench clean
 

@@ -6,9 +6,10 @@ what the notebook needs.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,18 @@ def check_parameters(notebook: str | os.PathLike, parameters: dict[str, Any]) ->
         raise ValueError(f"{Path(notebook).name} has no parameter(s) {unknown}; its parameters are {sorted(known)}")
 
 
+@contextlib.contextmanager
+def inline_figures() -> Iterator[None]:
+    """Let the notebook kernel show figures inline: a non-interactive MPLBACKEND (e.g. Agg, which
+    headless scripts and CI set) would reach the kernel and make every plt.show() blank."""
+    saved = os.environ.pop("MPLBACKEND", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["MPLBACKEND"] = saved
+
+
 def run_notebook(notebook: str | os.PathLike, out_dir: str | os.PathLike, parameters: dict[str, Any] | None = None,
                  progress: bool = False) -> Path:
     """Execute one notebook into out_dir/<name>.ipynb; its OUT_DIR parameter becomes out_dir/<name>/."""
@@ -124,8 +137,9 @@ def run_notebook(notebook: str | os.PathLike, out_dir: str | os.PathLike, parame
     run_dir.mkdir(parents=True, exist_ok=True)
     params = {"OUT_DIR": str(run_dir.resolve()), **(parameters or {})}
     executed = out_dir / notebook.name
-    papermill.execute_notebook(str(notebook), str(executed), parameters=params, cwd=str(notebook.parent),
-                               progress_bar=progress, kernel_name="python3")
+    with inline_figures():
+        papermill.execute_notebook(str(notebook), str(executed), parameters=params, cwd=str(notebook.parent),
+                                   progress_bar=progress, kernel_name="python3")
     return executed
 
 
