@@ -152,13 +152,12 @@ def run_all(out_dir: str | os.PathLike | None = None, parameters: dict[str, Any]
     out_dir = Path(out_dir) if out_dir else outputs_dir()
     chosen = [nb for nb in list_notebooks() if not only or any(nb.name.startswith(o) for o in only)]
     parameters = parameters or {}
-    known = set().union(*(papermill.inspect_notebook(str(nb)) for nb in chosen)) if chosen else set()
-    unknown = sorted(set(parameters) - known)
+    own = {nb: set(papermill.inspect_notebook(str(nb))) for nb in chosen}
+    unknown = sorted(set(parameters) - set().union(*own.values()))
     if unknown:
         raise ValueError(f"no notebook among {[nb.stem for nb in chosen]} has parameter(s) {unknown}")
     done = []
     for nb in chosen:
         print(f"running {nb.name} -> {out_dir / nb.name}", flush=True)
-        own = set(papermill.inspect_notebook(str(nb)))
-        done.append(run_notebook(nb, out_dir, {k: v for k, v in parameters.items() if k in own}, progress=progress))
+        done.append(run_notebook(nb, out_dir, {k: v for k, v in parameters.items() if k in own[nb]}, progress=progress))
     return done

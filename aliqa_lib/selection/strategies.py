@@ -83,6 +83,11 @@ def _utilities(n: int, pool: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _best(n: int, pool: np.ndarray, utility: np.ndarray, budget: int) -> Selection:
+    """The `budget` pool images of highest utility (ties by position), with the utilities over all n rows."""
+    return Selection(pool[np.argsort(-utility, kind="stable")[:budget]], _utilities(n, pool, utility))
+
+
 class _FeatureBaseline(Selector):
     """A selector that needs only the features: one of the functions in selection.baselines."""
 
@@ -144,8 +149,7 @@ class Uncertainty(Selector):
 
     def _select(self, features: np.ndarray, labelled: np.ndarray, budget: int, seed: int) -> Selection:
         pool = _unlabelled(len(features), labelled)
-        u = uncertainty(np.asarray(self.votes)[:, pool, :])
-        return Selection(pool[np.argsort(-u, kind="stable")[:budget]], _utilities(len(features), pool, u))
+        return _best(len(features), pool, uncertainty(np.asarray(self.votes)[:, pool, :]), budget)
 
 
 @dataclass
@@ -158,8 +162,7 @@ class Content(Selector):
 
     def _select(self, features: np.ndarray, labelled: np.ndarray, budget: int, seed: int) -> Selection:
         pool = _unlabelled(len(features), labelled)
-        c = content_distance(np.asarray(self.distances)[:, :, pool])
-        return Selection(pool[np.argsort(c, kind="stable")[:budget]], _utilities(len(features), pool, -c))
+        return _best(len(features), pool, -content_distance(np.asarray(self.distances)[:, :, pool]), budget)
 
 
 @dataclass
