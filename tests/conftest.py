@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-TIERS = ("unit", "smoke", "functional")
+TIERS = ("unit", "smoke", "functional", "browser")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test with its tier, the folder it lives in (tests/unit, tests/smoke, tests/functional)."""
+    """Mark every test with its tier, the folder it lives in (tests/unit, smoke, functional, browser)."""
     for item in items:
         tier = next((t for t in TIERS if f"{os.sep}{t}{os.sep}" in str(item.path)), None)
         if tier is None:
-            raise pytest.UsageError(f"{item.path} lies outside tests/unit, tests/smoke and tests/functional")
+            raise pytest.UsageError(f"{item.path} lies outside tests/unit, tests/smoke, tests/functional and tests/browser")
         item.add_marker(getattr(pytest.mark, tier))
 
 
