@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.aliqa-installed
 
-.PHONY: setup tutorial test test-fast lint smoke bench clean
+.PHONY: setup tutorial test test-fast lint smoke bench clean chromium
 
 setup: $(STAMP)
 
@@ -19,8 +19,21 @@ tutorial: $(STAMP)  ## run every numbered notebook on the embedded dataset into 
 smoke: $(STAMP)  ## the same, small and fast
 	$(PY) -m aliqa_lib tutorial --smoke --out outputs/smoke
 
-test: lint  ## every tier: unit, the notebooks in smoke mode (their records asserted), functional
+test: lint chromium  ## every tier: unit, the notebooks in smoke mode (their records asserted), functional, browser
 	$(PY) -m pytest
+
+# The browser tier drives the system Chromium (Debian's package) through playwright; nothing is downloaded
+# by playwright itself. Installed here when missing and we are root; otherwise that tier is skipped.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make test: installing Debian's chromium for the browser tier (tests/browser)"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	      || echo "make test: apt-get could not install chromium: the browser tier will be SKIPPED"; \
+	  else \
+	    echo "make test: no Chromium and not root (or no apt-get): the browser tier will be SKIPPED;" \
+	         "install it with 'sudo apt-get install -y chromium' or set ALIQA_CHROMIUM=/path/to/chromium"; \
+	  fi; }
 
 test-fast: $(STAMP)  ## the unit tier only (under 2 minutes)
 	$(PY) -m pytest tests/unit
