@@ -6,6 +6,7 @@ runs). Depends only on the data chapter.
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from . import ratings, simulated
@@ -19,8 +20,8 @@ __all__ = ["ratings", "simulated", "panel", "RatingsFile", "RatingsError", "rati
 def __getattr__(name: str) -> Any:
     """The panel loads ipywidgets only when asked for."""
     if name in ("panel", "RatingPanel"):
-        from . import panel
-        return panel if name == "panel" else panel.RatingPanel
+        module = importlib.import_module(f"{__name__}.panel")
+        return module if name == "panel" else module.RatingPanel
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

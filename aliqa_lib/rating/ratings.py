@@ -122,14 +122,17 @@ class RatingsFile:
             self._write(rows, locked=True)
         return len(rows)
 
-    def undo(self, rater: str = "") -> dict[str, Any] | None:
-        """Retract the latest effective rating of `rater` (appends a retraction row); return the
-        retracted record, or None if this rater has no rating left to retract."""
+    def undo(self, rater: str = "", positions: Iterable[int] | None = None) -> dict[str, Any] | None:
+        """Retract the latest effective rating of `rater` (of an image among `positions`, if given) by
+        appending a retraction row; return the retracted record, or None if there is none to retract."""
+        allowed = None if positions is None else {int(p) for p in positions}
         with self._lock:
             stacks = self._stacks(self._rows())
             latest = None
-            for key, stack in stacks.items():
-                if key[0] == rater and stack and (latest is None or stack[-1]["_line"] > latest["_line"]):
+            for (who, position), stack in stacks.items():
+                if who != rater or not stack or (allowed is not None and position not in allowed):
+                    continue
+                if latest is None or stack[-1]["_line"] > latest["_line"]:
                     latest = stack[-1]
             if latest is None:
                 return None

@@ -155,3 +155,75 @@ def test_lock_file_beside_and_fsync(store, monkeypatch):
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
     RatingsFile(store).append(0, 5)
     assert synced
+
+
+# ---------------------------------------------------------------- the panel, driven from Python
+
+
+def test_panel_rates_writes_at_once_and_resumes(store):
+    from aliqa_lib.rating import RatingPanel
+
+    picks = [5, 2, 7, 0]
+    panel = RatingPanel(store, picks, RatingsFile(store), rater="ana", side=64)
+    assert panel.position == 5 and panel.counter.value == "rated 0 of 4"
+    assert bytes(panel.image.value).startswith(b"\x89PNG")
+    panel.rate(4)
+    assert RatingsFile(store).read()[["position", "score", "rater"]].values.tolist() == [[5, 4, "ana"]]
+    assert panel.position == 2 and panel.counter.value == "rated 1 of 4"
+    panel.skip()
+    assert panel.position == 7
+    panel.buttons[1].click()                    # "2 poor"
+    again = RatingPanel(store, picks, RatingsFile(store), rater="ana", side=64)
+    assert again.position == 2                  # first unrated pick (the skipped one comes back)
+    assert again.progress() == (2, 4)
+    other = RatingPanel(store, picks, RatingsFile(store), rater="ben", side=64)
+    assert other.position == 5 and other.progress() == (0, 4)
+
+
+def test_panel_back_undoes_and_shows_that_image(store):
+    from aliqa_lib.rating import RatingPanel
+
+    ratings = RatingsFile(store)
+    ratings.append(1, 5, rater="ana")           # outside the picks: back must not touch it
+    panel = RatingPanel(store, [3, 4], ratings, rater="ana", side=64)
+    panel.rate(2)
+    panel.rate(3)
+    assert panel.position is None and panel.buttons[0].disabled
+    with pytest.raises(RatingsError, match="every pick is rated"):
+        panel.rate(3)
+    panel.back()
+    assert panel.position == 4 and not panel.buttons[0].disabled
+    panel.back()
+    assert panel.position == 3
+    panel.back()                                 # nothing of these picks left to undo
+    assert "nothing to undo" in panel.status.value
+    assert ratings.read()[["position", "score"]].values.tolist() == [[1, 5]]
+
+
+def test_panel_keys_and_dom_classes(store):
+    from aliqa_lib.rating import RatingPanel
+
+    panel = RatingPanel(store, [0, 1, 2], RatingsFile(store), side=64)
+    assert [b._dom_classes for b in panel.buttons] == [(f"aliqa-rate-{k}",) for k in range(1, 6)]
+    assert [b.description for b in panel.buttons] == ["1 bad", "2 poor", "3 fair", "4 good", "5 excellent"]
+    panel.keys.value = "5"                       # what typing 5 into the key box does
+    assert panel.keys.value == ""
+    panel.keys.value = "s"
+    panel.keys.value = "3"
+    panel.keys.value = "x"
+    assert "does nothing" in panel.status.value
+    assert RatingsFile(store).read()[["position", "score"]].values.tolist() == [[0, 5], [2, 3]]
+    panel.keys.value = "b"
+    assert RatingsFile(store).read()[["position", "score"]].values.tolist() == [[0, 5]]
+
+
+def test_panel_bad_input_shows_message_not_exception(store):
+    from aliqa_lib.rating import RatingPanel
+
+    with pytest.raises(ValueError, match="not images of"):
+        RatingPanel(store, [0, 99], RatingsFile(store))
+    panel = RatingPanel(store, [0], RatingsFile(store), side=64)
+    panel._safely(panel.rate, 9)
+    assert panel.status.value.startswith("not saved") and not RatingsFile(store).path.exists()
+    panel.rater_box.value = "zoe"
+    assert panel.rater == "zoe"
