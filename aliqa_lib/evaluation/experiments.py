@@ -8,29 +8,40 @@ that test set.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .. import defaults
 from ..cache import atomic_path
 from ..data.splits import holdout_split, split_budget
 from ..data.store import read_labels
+from ..data.torch_dataset import StoreDataset
 from ..models import training
+from ..models.clip import ClipBundle, clip_features, clip_zero_shot_votes
+from ..models.finetune import finetune_clip
+from ..models.heads import combine
 from ..selection import SELECTORS, make_selector
 from ..selection.distill import DistillConfig, cached_distances
-from ..selection.strategies import VoteSource
+from ..selection.fusion import PAPER_SCHEDULE
+from ..selection.strategies import Selection, VoteSource
 from ..selection.votes import head_votes, offline_committee_votes
 from . import metrics
 
-KEY = ("dataset", "backbone", "weights", "pooling", "protocol", "selector", "budget", "seed")
+KEY = ("dataset", "backbone", "weights", "pooling", "protocol", "validation", "schedule", "selector", "budget",
+       "seed")
 CEILING = "full_pool"   # the selector that takes the whole pool: the ceiling every curve is compared with
+SCHEDULES = ("independent", "nested")
+N_CTX = (4, 8, 8)       # CLIP: context vectors of the prompt learners trained after rounds 1, 2, 3 (the authors')
 
 
 @dataclass
@@ -45,6 +56,14 @@ class ExperimentConfig:
     fit: str | None = "logistic4"
     train: training.TrainConfig = field(default_factory=training.TrainConfig)
     ceiling: bool = True
+    # "independent": every budget a run of its own; "nested": one run per selector and seed whose picks
+    # after rounds 1, 2, 3 are the budgets (the authors' 5%, 15%, 25%: the models after each round)
+    schedule: str = "independent"
+    finetune: training.TrainConfig | None = None   # CLIP inputs: fine-tune the final model (TrainConfig.authors_finetune())
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
 
 
 @dataclass
@@ -60,6 +79,8 @@ class Inputs:
     backbone: str = defaults.BACKBONE
     weights: str = defaults.BACKBONE_WEIGHTS
     pooling: str = defaults.POOLING
+    clip: ClipBundle | None = None   # CLIP inputs: features = its image embeddings, models = its prompt learners
+    store: str | None = None         # the store file (fine-tuning reads its images)
 
 
 def load_inputs(store: str | os.PathLike, features: np.ndarray, committee: bool = True,
@@ -74,6 +95,18 @@ def load_inputs(store: str | os.PathLike, features: np.ndarray, committee: bool 
                   distances=distances, backbone=backbone, pooling=pooling, weights=str(weights))
 
 
+def load_clip_inputs(store: str | os.PathLike, bundle: ClipBundle,
+                     distances: Callable[[np.ndarray, int], np.ndarray] | None = None, device: str = "cpu") -> Inputs:
+    """The authors' loop on a store: CLIP image embeddings as features (cached beside the store), CLIP
+    zero-shot votes for round 1, and prompt learners as the models of rounds 2, 3 and the final one."""
+    labels = read_labels(store)
+    features = clip_features(store, bundle, device=device, progress=False)
+    votes = clip_zero_shot_votes(bundle.model, bundle.tokenizer, features)
+    return Inputs(dataset=str(labels.attrs["dataset"]), mos01=labels.mos01, groups=labels.groups, features=features,
+                  votes=votes, distances=distances, backbone=f"clip:{bundle.name}", weights=bundle.weights_id,
+                  pooling="clip", clip=bundle, store=str(store))
+
+
 def _split(inputs: Inputs, config: ExperimentConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
     n = len(inputs.mos01)
     if config.protocol == "authors":
@@ -83,48 +116,161 @@ def _split(inputs: Inputs, config: ExperimentConfig, seed: int) -> tuple[np.ndar
     return holdout_split(n, config.test_fraction, seed, groups=inputs.groups)
 
 
-def head_vote_source(features: np.ndarray, mos01: np.ndarray, config: training.TrainConfig, seed: int) -> VoteSource:
+def train_model(features: np.ndarray, mos01: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
+                config: training.TrainConfig, clip: ClipBundle | None = None, n_ctx: int = N_CTX[-1]) -> training.TrainResult:
+    """The model of a round: antonym heads on the features (offline), or the three CLIP prompt learners
+    with n_ctx context vectors on CLIP embeddings (clip given)."""
+    if clip is None:
+        return training.train_heads(features, mos01, train_idx, val_idx, config, progress=False)
+    return training.train_prompts(clip, features, mos01, train_idx, val_idx, config, n_ctx=n_ctx, progress=False)
+
+
+def head_vote_source(features: np.ndarray, mos01: np.ndarray, config: training.TrainConfig, seed: int,
+                     groups: np.ndarray | None = None, clip: ClipBundle | None = None,
+                     models: dict[int, training.TrainResult] | None = None) -> VoteSource:
     """Votes for AL-IQA's later rounds: the three heads of a model trained on everything labelled so
-    far (validation inside it), asked about every row of `features`."""
+    far (validation inside it, whole `groups` where given), asked about every row of `features`.
+    Offline: antonym heads; with a CLIP bundle: the prompt learners (N_CTX: 4 context vectors after
+    round 1, 8 after round 2). `models`, when given, collects each trained model by round."""
     def votes(round_: int, labelled: np.ndarray) -> np.ndarray:
-        tr, va = split_budget(labelled, seed=seed)
-        result = training.train_heads(features, mos01, tr, va, config, progress=False)
+        tr, va = split_budget(labelled, seed=seed, groups=groups)
+        result = train_model(features, mos01, tr, va, config, clip, N_CTX[min(round_, len(N_CTX)) - 1])
+        if models is not None:
+            models[round_] = result
         return head_votes(training.head_outputs(result.model, features))
     return votes
 
 
-def _select(inputs: Inputs, name: str, pool: np.ndarray, budget: int, seed: int, train_cfg: training.TrainConfig) -> np.ndarray:
-    """Positions chosen from the pool by the selector called `name`, built with what it needs."""
+def _select(inputs: Inputs, name: str, pool: np.ndarray, budget: int, seed: int, train_cfg: training.TrainConfig,
+            models: dict[int, training.TrainResult] | None = None, labelled: np.ndarray | None = None,
+            **options: Any) -> Selection:
+    """What the selector called `name`, built with what it needs, chooses from the pool beside the
+    `labelled` rows (positions and rounds as rows of the store); `options` go to the selector (e.g.
+    schedule for al_iqa)."""
     needs = SELECTORS[name].needs if name in SELECTORS else ()
     if "distances" in needs and inputs.distances is None:
         raise ValueError(f"selector {name!r} needs content distances: load_inputs(..., distances=distance_source(store))")
     selector = make_selector(
         name, votes=None if inputs.votes is None else inputs.votes[:, pool],
         distances=inputs.distances(pool, seed)[:, :, pool] if "distances" in needs else None,
-        vote_source=head_vote_source(inputs.features[pool], inputs.mos01[pool], train_cfg, seed))
-    return pool[selector.select(inputs.features[pool], budget=budget, seed=seed).positions]
+        vote_source=head_vote_source(inputs.features[pool], inputs.mos01[pool], train_cfg, seed,
+                                     None if inputs.groups is None else inputs.groups[pool], inputs.clip, models),
+        **options)
+    known = None if labelled is None else np.searchsorted(pool, labelled)      # pool is sorted
+    out = selector.select(inputs.features[pool], known, budget=budget, seed=seed)
+    return Selection(pool[out.positions], rounds=None if out.rounds is None else [pool[r] for r in out.rounds],
+                     note=out.note)
+
+
+def _final_model(inputs: Inputs, train_idx: np.ndarray, val_idx: np.ndarray, cfg: training.TrainConfig,
+                 config: ExperimentConfig, n_ctx: int, result: training.TrainResult | None = None,
+                 ) -> tuple[training.TrainResult, Callable[[np.ndarray], np.ndarray]]:
+    """Train (or reuse `result`), fine-tune CLIP when asked; return the result and its predictor of rows."""
+    result = result or train_model(inputs.features, inputs.mos01, train_idx, val_idx, cfg, inputs.clip, n_ctx)
+    if config.finetune is None:
+        return result, lambda rows: training.predict(result.model, inputs.features[rows], cfg.predict)
+    if inputs.clip is None or inputs.store is None:
+        raise ValueError("fine-tuning in experiments needs CLIP inputs (load_clip_inputs); offline, use "
+                         "models.finetune.finetune on a backbone")
+    ft_cfg = dataclasses.replace(config.finetune, seed=cfg.seed)
+    crop = min(224, int(read_labels(inputs.store).attrs["size"]))
+    tuned = finetune_clip(inputs.clip, result.model, inputs.store, train_idx, val_idx, ft_cfg, crop=crop,
+                          progress=False)
+
+    def predict(rows: np.ndarray) -> np.ndarray:
+        data = StoreDataset(inputs.store, rows, crop=crop, mean=inputs.clip.mean, std=inputs.clip.std)
+        return combine(training.head_outputs(tuned.model, (x for x, _ in DataLoader(data, batch_size=64))),
+                       cfg.predict)
+    return tuned, predict
+
+
+def _train_val_test(inputs: Inputs, config: ExperimentConfig, pool: np.ndarray, picked: np.ndarray,
+                    test: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(test, train, validation) for a selection: honest, or the authors' (test = validation = the rest)."""
+    if config.protocol == "authors":
+        test = np.setdiff1d(pool, picked)
+        return test, picked, test                    # their checkpoint choice reads the test labels
+    train_idx, val_idx = split_budget(picked, seed=seed, groups=inputs.groups)
+    return test, train_idx, val_idx
+
+
+def _row(inputs: Inputs, config: ExperimentConfig, selector: str, budget: float, seed: int, selection: Selection,
+         test: np.ndarray, pred: np.ndarray, result: training.TrainResult, t0: float, t_select: float) -> dict:
+    """One tidy result row; `rounds` is how many selection rounds ran, `note` says why when fewer."""
+    scores = metrics.evaluate(pred, inputs.mos01[test], fit=config.fit)
+    return dict(dataset=inputs.dataset, backbone=inputs.backbone, weights=inputs.weights, pooling=inputs.pooling,
+                protocol=config.protocol, validation=validation_rule(inputs, config), schedule=config.schedule,
+                selector=selector, budget=float(budget), seed=seed,
+                n_labelled=len(selection.positions), n_test=len(test), **scores, best_epoch=result.best_epoch,
+                rounds=len(selection.rounds) if selection.rounds else 1, note=selection.note,
+                select_seconds=round(t_select, 3), total_seconds=round(time.perf_counter() - t0, 3))
+
+
+def validation_rule(inputs: Inputs, config: ExperimentConfig) -> str:
+    """How a run's validation set is drawn, part of its key: whole groups inside the budget where the
+    dataset has groups and the budget allows (`by_group`), images one by one (`by_image`), or the
+    authors' test set (`test`)."""
+    if config.protocol == "authors":
+        return "test"
+    return "by_group" if inputs.groups is not None else "by_image"
 
 
 def run_one(inputs: Inputs, selector: str, budget_share: float, seed: int, config: ExperimentConfig) -> dict:
     """One run: split, select, train with validation inside the budget, score once on the test split."""
+    if config.schedule == "nested" and selector != CEILING:
+        raise ValueError("with schedule='nested' one run covers every budget: call run_nested (run_experiment does)")
     t0 = time.perf_counter()
     pool, test = _split(inputs, config, seed)
-    picked = _select(inputs, selector, pool, defaults.budget_size(budget_share, len(pool)), seed, config.train)
+    selection = _select(inputs, selector, pool, defaults.budget_size(budget_share, len(pool)), seed, config.train)
     t_select = time.perf_counter() - t0
-    cfg = training.TrainConfig(**{**asdict(config.train), "seed": seed})
-    if config.protocol == "authors":
-        test = np.setdiff1d(pool, picked)
-        train_idx, val_idx = picked, test            # their checkpoint choice reads the test labels
-    else:
-        train_idx, val_idx = split_budget(picked, seed=seed)
-    result = training.train_heads(inputs.features, inputs.mos01, train_idx, val_idx, cfg, progress=False)
-    pred = training.predict(result.model, inputs.features[test], cfg.predict)
-    scores = metrics.evaluate(pred, inputs.mos01[test], fit=config.fit)
-    return dict(dataset=inputs.dataset, backbone=inputs.backbone, weights=inputs.weights, pooling=inputs.pooling,
-                protocol=config.protocol,
-                selector=selector, budget=float(budget_share), seed=seed,
-                n_labelled=len(picked), n_test=len(test), **scores, best_epoch=result.best_epoch,
-                select_seconds=round(t_select, 3), total_seconds=round(time.perf_counter() - t0, 3))
+    cfg = dataclasses.replace(config.train, seed=seed)
+    test, train_idx, val_idx = _train_val_test(inputs, config, pool, selection.positions, test, seed)
+    result, predict = _final_model(inputs, train_idx, val_idx, cfg, config, N_CTX[-1])
+    return _row(inputs, config, selector, budget_share, seed, selection, test, predict(test), result, t0, t_select)
+
+
+def nested_sizes(budgets: Sequence[float], pool_size: int, rounds: int) -> list[int]:
+    """Images labelled after each round of a nested run: one budget per round, strictly growing, each
+    round at least defaults.MIN_BUDGET images; anything else is an error naming the budgets."""
+    if len(budgets) != rounds:
+        raise ValueError(f"a nested schedule needs one budget per round ({rounds}), got {list(budgets)}")
+    sizes = [defaults.budget_size(b, pool_size) for b in budgets]
+    steps = np.diff([0, *sizes])
+    if (steps < defaults.MIN_BUDGET).any():
+        raise ValueError(f"budgets {list(budgets)} of a pool of {pool_size} give rounds of {steps.tolist()} images; "
+                         f"every round needs at least {defaults.MIN_BUDGET} (growing budgets, or a larger pool)")
+    return sizes
+
+
+def run_nested(inputs: Inputs, selector: str, seed: int, config: ExperimentConfig) -> list[dict]:
+    """The authors' budgets: one selection run per selector and seed, whose picks after round k are
+    config.budgets[k]; a row per budget, each scored with the model trained on the picks so far (for
+    al_iqa under the honest protocol, the very model whose votes drove the next round)."""
+    t0 = time.perf_counter()
+    pool, test0 = _split(inputs, config, seed)
+    sizes = nested_sizes(config.budgets, len(pool), PAPER_SCHEDULE.rounds)
+    steps = np.diff([0, *sizes]).tolist()
+    cfg = dataclasses.replace(config.train, seed=seed)
+    models: dict[int, training.TrainResult] = {}
+    if selector == "al_iqa":
+        nested = dataclasses.replace(PAPER_SCHEDULE, split=tuple(steps))
+        selection = _select(inputs, selector, pool, sizes[-1], seed, cfg, models, schedule=nested, too_small="error")
+    else:                          # one pick per round, each seeing what is labelled so far
+        rounds: list[np.ndarray] = []
+        for step in steps:
+            known = np.concatenate(rounds) if rounds else None
+            rounds.append(_select(inputs, selector, pool, step, seed, cfg, labelled=known).positions)
+        selection = Selection(np.concatenate(rounds), rounds=rounds)
+    t_select = time.perf_counter() - t0
+    rows = []
+    for k, budget in enumerate(config.budgets):
+        picked = np.concatenate(selection.rounds[:k + 1])     # in the order the labels arrived
+        test, train_idx, val_idx = _train_val_test(inputs, config, pool, picked, test0, seed)
+        reuse = models.get(k + 1) if config.protocol == "honest" else None
+        result, predict = _final_model(inputs, train_idx, val_idx, cfg, config, N_CTX[k], reuse)
+        rows.append(_row(inputs, config, selector, budget, seed, Selection(picked, rounds=selection.rounds[:k + 1]),
+                         test, predict(test), result, t0, t_select))
+    return rows
 
 
 def run_experiment(inputs: Inputs, config: ExperimentConfig, out_csv: str | os.PathLike | None = None,
@@ -135,6 +281,8 @@ def run_experiment(inputs: Inputs, config: ExperimentConfig, out_csv: str | os.P
     if config.ceiling:
         plan += [(CEILING, 1.0, seed) for seed in config.seeds]
     done = pd.read_csv(out_csv) if out_csv and Path(out_csv).exists() else pd.DataFrame()
+    if not done.empty and "schedule" not in done.columns:
+        done["schedule"] = "independent"     # written before nested runs existed: every run was independent
     lacking = [k for k in KEY if not done.empty and k not in done.columns]
     if lacking:
         raise ValueError(f"{out_csv} lacks the column(s) {lacking} that identify a run (written by an older "
@@ -142,14 +290,15 @@ def run_experiment(inputs: Inputs, config: ExperimentConfig, out_csv: str | os.P
     have = set() if done.empty else {tuple(r) for r in done[list(KEY)].astype(str).itertuples(index=False)}
     rows = []
     for selector, budget, seed in tqdm(plan, desc="runs", disable=not progress):
-        key = (inputs.dataset, inputs.backbone, inputs.weights, inputs.pooling, config.protocol, selector,
-               str(float(budget)), str(seed))
-        if key in have:
-            continue
-        row = run_one(inputs, selector, budget, seed, config)
-        rows.append(row)
-        if out_csv:
-            _append(Path(out_csv), row)
+        key = (inputs.dataset, inputs.backbone, inputs.weights, inputs.pooling, config.protocol,
+               validation_rule(inputs, config), config.schedule, selector, str(float(budget)), str(seed))
+        nested = config.schedule == "nested" and selector != CEILING
+        if key in have or (nested and budget != config.budgets[0]):
+            continue                   # a nested run writes the rows of all its budgets at its first one
+        for row in run_nested(inputs, selector, seed, config) if nested else [run_one(inputs, selector, budget, seed, config)]:
+            rows.append(row)
+            if out_csv:
+                _append(Path(out_csv), row)
     new = pd.DataFrame(rows)
     return pd.concat([done, new], ignore_index=True) if not done.empty else new
 
@@ -201,8 +350,8 @@ def cross_dataset(train: Inputs, test_features: np.ndarray, test_mos01: np.ndarr
         raise ValueError(f"feature sizes differ ({train.features.shape[1]} vs {test_features.shape[1]}): "
                          "extract both with the same backbone and pooling")
     pool, _ = _split(train, config, seed)
-    picked = _select(train, selector, pool, defaults.budget_size(budget_share, len(pool)), seed, config.train)
-    tr, va = split_budget(picked, seed=seed)
+    picked = _select(train, selector, pool, defaults.budget_size(budget_share, len(pool)), seed, config.train).positions
+    tr, va = split_budget(picked, seed=seed, groups=train.groups)
     result = training.train_heads(train.features, train.mos01, tr, va, config.train, progress=False)
     pred = training.predict(result.model, test_features)
     return dict(train_dataset=train.dataset, test_dataset=test_dataset, selector=selector, seed=seed,

@@ -28,6 +28,25 @@ def test_holdout_split_keeps_groups_together():
         splits.holdout_split(100, 1.5)
 
 
+def test_split_budget_holds_out_whole_groups_where_it_can():
+    groups = np.repeat(np.arange(10), 4)                      # 10 photos of 4 images each
+    budget = np.arange(0, 40, 2)                              # 2 images of every photo: 20 labelled
+    train, val = splits.split_budget(budget, 0.2, seed=0, groups=groups)
+    assert not set(groups[train]) & set(groups[val])          # no photo on both sides
+    assert len(val) == 4 and len(set(groups[val])) == 2       # 20% = 4 images = 2 whole photos
+    np.testing.assert_array_equal(np.sort(np.concatenate([train, val])), budget)
+    again = splits.split_budget(budget, 0.2, seed=0, groups=groups)
+    np.testing.assert_array_equal(val, again[1])
+    # a photo too large to hold out (it would take more than 2 x 4 images) is passed over
+    big = np.where(np.arange(40) < 20, 0, groups)             # photo 0 now holds 10 of the 20 labelled
+    train, val = splits.split_budget(budget, 0.2, seed=0, groups=big)
+    assert 0 not in big[val] and not set(big[train]) & set(big[val]) and 4 <= len(val) <= 8
+    # one photo only: whole groups cannot split it, so images are drawn one by one as without groups
+    one = splits.split_budget(budget, 0.2, seed=0, groups=np.zeros(40, int))
+    plain = splits.split_budget(budget, 0.2, seed=0)
+    assert len(one[1]) == len(plain[1]) == 4 and len(np.intersect1d(*one)) == 0
+
+
 def test_store_groups_split_by_source_photo(smoke_store):
     labels = read_labels(smoke_store)
     pool, test = splits.holdout_split(labels, 0.25, seed=0)
@@ -59,6 +78,8 @@ def test_honest_run_never_trains_or_selects_on_test(inputs, monkeypatch):
     pool, test = splits.holdout_split(300, 0.25, 0, groups=inputs.groups)
     used = np.concatenate([seen["train"], seen["val"]])
     assert np.isin(used, pool).all() and not np.isin(used, test).any()
+    assert not set(inputs.groups[seen["train"]]) & set(inputs.groups[seen["val"]])   # validation by whole photos
+    assert row["validation"] == "by_group"
     assert row["n_test"] == len(test) and row["n_labelled"] == len(used) == round(0.2 * len(pool))
     assert row["fit"] == "logistic4" and -1 <= row["srcc"] <= 1
 
