@@ -18,7 +18,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     prep = sub.add_parser("prepare", help="prepare a dataset into an HDF5 store")
     prep.add_argument("name", choices=DATASET_NAMES, help="dataset name")
-    prep.add_argument("--root", default=None, help="folder of the downloaded dataset (real datasets)")
+    prep.add_argument("--root", default=None, help="folder of the downloaded dataset (real datasets), or of your photos (folder)")
     prep.add_argument("--out", default=None, help="store file to write (default: data/cache/synthetic_<size>_seed<seed>.h5, "
                                                   "or <name>_<size>.h5 for a real dataset)")
     prep.add_argument("--size", type=int, default=244, help="stored image side in pixels (default 244)")
@@ -29,6 +29,9 @@ def parser() -> argparse.ArgumentParser:
     prep.add_argument("--skip-bad", action="store_true", help="leave out missing or unreadable images and list them")
     prep.add_argument("--smoke", action="store_true", help="small version for quick runs (48 images of a real dataset)")
     prep.add_argument("--force", action="store_true", help="rebuild even if a valid store exists")
+    prep.add_argument("--labels", default=None, help="folder: CSV of name,score for the images whose score is known")
+    prep.add_argument("--score-range", nargs=2, type=float, default=None, metavar=("LO", "HI"),
+                      help="folder: the range of the --labels scores (higher = better), mapped onto [0, 1]")
     tut = sub.add_parser("tutorial", help="run every numbered notebook headless into outputs/")
     tut.add_argument("--out", default=None, help="folder for executed notebooks (default: outputs/)")
     tut.add_argument("--smoke", action="store_true", help="run with SMOKE=True (small and fast)")
@@ -75,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "prepare":
             path = prepare(args.name, root=args.root, out=args.out, size=args.size, seed=args.seed,
                            smoke=args.smoke, force=args.force, workers=args.workers, skip_bad=args.skip_bad,
-                           variant=args.variant)
+                           variant=args.variant, labels=args.labels,
+                           score_range=tuple(args.score_range) if args.score_range else None)
             print(path)
         elif args.command == "tutorial":
             params = {name: _value(value) for name, value in args.param}

@@ -147,18 +147,23 @@ def ingest(catalog: Catalog, out: str | os.PathLike, size: int = 244, workers: i
                      score_range=catalog.labels.attrs["score_range"],
                      higher_is_better=catalog.labels.attrs["higher_is_better"], **attrs) as writer:
         bar = tqdm(total=len(catalog), unit="img", desc=f"prepare {catalog.dataset}", disable=not progress)
+        unreadable: list[tuple[Path, str]] = []
         for start, images, errors in decoded_batches(catalog.paths, size, workers, batch, draft):
             good = [j for j, err in enumerate(errors) if err is None]
             for j, err in enumerate(errors):
-                if err is not None and not skip_bad:
-                    raise ValueError(f"cannot read image {catalog.paths[start + j]} ({err}); replace it with a "
-                                     "good copy from the download, or pass --skip-bad to leave it out")
                 if err is not None:
+                    unreadable.append((catalog.paths[start + j], err))
                     skipped.append((catalog.labels.names[start + j], err))
-            writer.write_images(len(kept), images[good])
-            kept += [start + j for j in good]
+            if not unreadable or skip_bad:  # without skip_bad, decoding goes on only to list every bad file
+                writer.write_images(len(kept), images[good])
+                kept += [start + j for j in good]
             bar.update(len(errors))
         bar.close()
+        if unreadable and not skip_bad:
+            (first, why), more = unreadable[0], [str(p) for p, _ in unreadable[1:]]
+            raise ValueError(f"cannot read image {first} ({why})" + (f" nor {len(more)} more: {more}" if more else "")
+                             + "; replace it with a good copy (from the download), delete it, or pass --skip-bad "
+                             "to leave unreadable images out")
         if not kept:
             raise ValueError(f"{catalog.dataset}: no image under {catalog.label_file.parent} could be read")
         if len(kept) < len(catalog):

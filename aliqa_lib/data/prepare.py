@@ -11,14 +11,15 @@ from . import synthetic
 from .readers import DATABASES, read_catalog
 from .store import StoreError, validate_store
 
-DATASET_NAMES = ("synthetic",) + tuple(DATABASES)
+DATASET_NAMES = ("synthetic",) + tuple(DATABASES) + ("folder",)
 SMOKE_IMAGES = 48  # images kept by smoke=True on a real dataset (evenly spaced over the label file)
 
 
 def prepare(name: str, root: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
             size: int = 244, seed: int = 0, smoke: bool = False, force: bool = False,
             progress: bool = True, workers: int | None = None, skip_bad: bool = False,
-            variant: str | None = None) -> Path:
+            variant: str | None = None, labels: str | os.PathLike | None = None,
+            score_range: tuple[float, float] | None = None) -> Path:
     """Prepare dataset `name` into a store (default under data/cache/) and return its path.
 
     A valid store already at `out` built with the same settings is reused unless force=True.
@@ -26,9 +27,21 @@ def prepare(name: str, root: str | os.PathLike | None = None, out: str | os.Path
     Real datasets need `root`, the folder holding the unpacked download (see readers.DATABASES);
     `workers` decoding processes (default: one per core), `skip_bad` leaves out unreadable images,
     `variant` picks KonIQ's image folder ("1024x768"/"512x384") or LIVE Challenge's set ("common"/"all").
+    "folder" is any folder of photos at `root` (data.folder): scores unknown, or from a `labels` CSV
+    of name,score in `score_range`; seed and smoke do not apply to it.
     """
     if name not in DATASET_NAMES:
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}")
+    if name == "folder":
+        if root is None:
+            raise ValueError("prepare folder needs --root DIR, the folder holding your photos")
+        if variant is not None:
+            raise ValueError("a folder has no variants; leave --variant out")
+        from .folder import prepare_folder
+        return prepare_folder(root, out, labels=labels, score_range=score_range, size=size, workers=workers,
+                              skip_bad=skip_bad, progress=progress, force=force)
+    if labels is not None or score_range is not None:
+        raise ValueError(f"--labels and --score-range apply to `prepare folder` only; {name} reads its own label files")
     if name == "synthetic":
         if root is not None or variant is not None:
             raise ValueError("the synthetic dataset is generated from installed packages; it takes no --root or --variant")

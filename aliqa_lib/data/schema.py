@@ -85,6 +85,11 @@ class Labels:
         return len(self.names)
 
     @property
+    def labelled(self) -> np.ndarray:
+        """Boolean mask of the images whose score is known (a store of unknown_scores holds NaN for the others)."""
+        return np.isfinite(self.mos01)
+
+    @property
     def groups(self) -> np.ndarray | None:
         """Ids that must not be split between train and test (source photo, else reference)."""
         return self.source if self.source is not None else self.ref

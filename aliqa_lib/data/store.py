@@ -4,6 +4,8 @@
 (data.schema.COLUMNS: /names, /mos, /mos01 required; /ref, /source, /distortion, /level, /split,
 /mos_std optional), /metrics/<name> side scores, and the attributes dataset, format_version,
 score_range (lo, hi), higher_is_better, size and free-form extras (label_note, build_params, ...).
+A store with the attribute unknown_scores=True (a folder of the user's own photos) holds NaN in /mos
+and /mos01 for every image whose score is not known: Labels.labelled marks the others.
 docs/store.md shows the layout as a table. Stores are written to a temporary file beside the target
 and renamed when complete, so a crash never leaves a file that looks finished.
 """
@@ -101,7 +103,7 @@ class StoreWriter:
         for key, values in columns.items():
             if values.shape != (self.n,):
                 raise StoreError(f"/{key} has shape {values.shape}, expected ({self.n},)")
-        _check_scores(columns["mos"], columns["mos01"], self.path)
+        _check_scores(columns["mos"], columns["mos01"], self.path, bool(self._attrs.get("unknown_scores", False)))
         for key, values in columns.items():
             is_text = values.dtype.kind == "U"
             self.file.create_dataset(key, data=values.astype(object) if is_text else values,
@@ -123,15 +125,21 @@ class StoreWriter:
             raise exc
 
 
-def _check_scores(mos: np.ndarray, mos01: np.ndarray, path: Path) -> None:
-    """Raise if scores hold NaN or mos01 leaves [0, 1]."""
+def _check_scores(mos: np.ndarray, mos01: np.ndarray, path: Path, unknown_scores: bool = False) -> None:
+    """Raise if scores hold NaN (unless the store has unknown scores: then NaN in /mos and /mos01 at the
+    same positions), inf, or mos01 leaves [0, 1]."""
     for key, values in (("mos", mos), ("mos01", mos01)):
-        bad = np.flatnonzero(~np.isfinite(values))
+        bad = np.flatnonzero(np.isinf(values) if unknown_scores else ~np.isfinite(values))
         if bad.size:
             raise StoreError(f"{path}: /{key} has {bad.size} NaN/inf values (first positions {bad[:5].tolist()}); "
                              "fix or drop those labels before preparing")
-    if mos01.size and (mos01.min() < 0 or mos01.max() > 1):
-        raise StoreError(f"{path}: /mos01 must lie in [0, 1], found {mos01.min():.3f}..{mos01.max():.3f}")
+    apart = np.flatnonzero(np.isnan(mos) != np.isnan(mos01))
+    if apart.size:
+        raise StoreError(f"{path}: /mos and /mos01 disagree on which scores are unknown (NaN) at positions "
+                         f"{apart[:5].tolist()}; prepare the store again")
+    known = mos01[np.isfinite(mos01)]
+    if known.size and (known.min() < 0 or known.max() > 1):
+        raise StoreError(f"{path}: /mos01 must lie in [0, 1], found {known.min():.3f}..{known.max():.3f}")
 
 
 def validate_store(path: str | os.PathLike) -> dict[str, Any]:
@@ -158,7 +166,7 @@ def validate_store(path: str | os.PathLike) -> dict[str, Any]:
         for key in COLUMNS:
             if key in fh and fh[key].shape != (n,):
                 raise StoreError(f"{path}: /{key} has shape {fh[key].shape}, expected ({n},) like /images")
-        _check_scores(fh["mos"][:], fh["mos01"][:], path)
+        _check_scores(fh["mos"][:], fh["mos01"][:], path, bool(fh.attrs.get("unknown_scores", False)))
         return {k: _attr(v) for k, v in fh.attrs.items()}
 
 
