@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..paths import default_store_path
-from .readers import Catalog
+from .readers import Catalog, _scores
 from .store import StoreError, validate_store
 
 FOLDER_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -59,16 +59,8 @@ def read_scores(path: str | os.PathLike, names: list[str], score_range: tuple[fl
     if unknown:
         raise ValueError(f"labels file {path} names {len(unknown)} image(s) that are not in the folder (first: "
                          f"{unknown[:5]}); names are paths relative to --root with / separators, e.g. {names[0]!r}. {fix}")
-    scores = pd.to_numeric(table["score"], errors="coerce").to_numpy(np.float64)
-    bad = np.flatnonzero(~np.isfinite(scores))
-    if bad.size:
-        raise ValueError(f"labels file {path}: {bad.size} rows have no numeric score (NaN, empty or text; first: "
-                         f"{[given[i] for i in bad[:5]]}); give a number or delete those rows")
-    lo, hi = score_range
-    out = np.flatnonzero((scores < lo) | (scores > hi))
-    if out.size:
-        raise ValueError(f"labels file {path}: {out.size} scores fall outside --score-range {lo:g} {hi:g} (e.g. "
-                         f"{given[out[0]]}: {scores[out[0]]:g}); pass the range your scores use")
+    scores = _scores(table["score"], path, "score", given, score_range, range_name="--score-range",
+                     hint="pass the range your scores use")
     return dict(zip(given, scores.tolist()))
 
 

@@ -175,7 +175,8 @@ def _require(df: pd.DataFrame, columns: tuple[str, ...], path: Path, dataset: st
                          f"Expected the official {dataset} layout: {DATABASES[dataset].layout}")
 
 
-def _scores(values, path: Path, column: str, names: list[str], score_range: tuple[float, float]) -> np.ndarray:
+def _scores(values, path: Path, column: str, names: list[str], score_range: tuple[float, float],
+            range_name: str = "the documented range", hint: str = "is this the right file and column?") -> np.ndarray:
     """Numeric scores from one label column; raise on text, NaN or values outside the documented range."""
     scores = pd.to_numeric(pd.Series(np.asarray(values).ravel()), errors="coerce").to_numpy(np.float64)
     bad = np.flatnonzero(~np.isfinite(scores))
@@ -186,8 +187,8 @@ def _scores(values, path: Path, column: str, names: list[str], score_range: tupl
     lo, hi = score_range
     out = np.flatnonzero((scores < lo) | (scores > hi))
     if out.size:
-        raise ValueError(f"{path}: {out.size} scores in {column!r} fall outside the documented range {lo:g}..{hi:g} "
-                         f"(e.g. {names[out[0]]}: {scores[out[0]]:g}); is this the right file and column?")
+        raise ValueError(f"{path}: {out.size} scores in {column!r} fall outside {range_name} {lo:g}..{hi:g} "
+                         f"(e.g. {names[out[0]]}: {scores[out[0]]:g}); {hint}")
     return scores
 
 

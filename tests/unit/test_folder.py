@@ -96,7 +96,7 @@ def test_labels_csv_fills_known_scores_only(photos, tmp_path):
     ({"name": ["a.jpg", "zz.jpg"], "score": [3, 4]}, r"1 image\(s\) that are not in the folder .*zz\.jpg"),
     ({"name": ["a.jpg", "B.PNG"], "score": [3, None]}, r"no numeric score .*B\.PNG"),
     ({"name": ["a.jpg", "B.PNG"], "score": [3, "good"]}, r"no numeric score .*B\.PNG"),
-    ({"name": ["a.jpg", "B.PNG"], "score": [3, 7]}, r"outside --score-range 1 5 .*B\.PNG: 7"),
+    ({"name": ["a.jpg", "B.PNG"], "score": [3, 7]}, r"outside --score-range 1\.\.5 .*B\.PNG: 7"),
     ({"name": ["a.jpg", "a.jpg"], "score": [3, 4]}, r"more than once"),
     ({"image": ["a.jpg"], "score": [3]}, r"lacks column\(s\) \['name'\]"),
 ])
