@@ -17,7 +17,7 @@ from .results import read_results, record
 __version__ = "0.1.0"
 
 CHAPTERS = ("data", "selection", "models", "evaluation")
-MODULES = ("authors", "cache", "cli", "defaults", "notebook", "paths", "plots", "results")
+MODULES = ("authors", "cache", "checks", "cli", "defaults", "notebook", "paths", "plots", "results")
 SHORT_NAMES = {"store": "data.store", "splits": "data.splits", "metrics": "evaluation.metrics",
                "sweep": "evaluation.sweep"}
 __all__ = ["start", "record", "read_results", *CHAPTERS, *MODULES, *SHORT_NAMES]

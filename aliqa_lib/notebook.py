@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from .data.prepare import prepare
 from .data.schema import Labels
 from .data.store import read_labels
 from .paths import output_dir, outputs_dir, project_root
-from .results import record
+from .results import RUN_DIR_ENV, record
 
 PARAMETER = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
@@ -104,14 +104,68 @@ def list_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
 
 
-def check_parameters(notebook: str | os.PathLike, parameters: dict[str, Any]) -> None:
-    """Raise ValueError naming any parameter the notebook's parameters cell does not define."""
+def select_notebooks(only: Sequence[str] | None = None, folder: str | os.PathLike | None = None) -> list[Path]:
+    """The numbered notebooks whose names start with one of `only` (all when None); raise ValueError
+    listing the notebooks there are when a prefix matches none, before anything runs."""
+    notebooks = list_notebooks(folder)
+    if not only:
+        return notebooks
+    unmatched = [o for o in only if not any(nb.name.startswith(o) for nb in notebooks)]
+    if unmatched:
+        raise ValueError(f"no notebook matches {unmatched}; the notebooks are {[nb.stem for nb in notebooks]} "
+                         "(pass a number such as 01 or a full name)")
+    return [nb for nb in notebooks if any(nb.name.startswith(o) for o in only)]
+
+
+def notebook_parameters(notebook: str | os.PathLike) -> set[str]:
+    """The names the notebook's `parameters`-tagged cell defines (read by papermill, nothing executed)."""
     import papermill
 
-    known = set(papermill.inspect_notebook(str(notebook)))
-    unknown = sorted(set(parameters) - known)
+    notebook = Path(notebook)
+    if not notebook.is_file():
+        raise FileNotFoundError(f"no notebook at {notebook}")
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def check_parameters(notebook: str | os.PathLike, parameters: Iterable[str], set_by_runner: Iterable[str] = ()) -> None:
+    """Raise ValueError naming any parameter the notebook's parameters cell does not define (papermill
+    would inject it with only a warning and the run would go on with the defaults), or one the runner sets."""
+    known, names, reserved = notebook_parameters(notebook), set(parameters), set(set_by_runner)
+    unknown = sorted(names - known)
     if unknown:
-        raise ValueError(f"{Path(notebook).name} has no parameter(s) {unknown}; its parameters are {sorted(known)}")
+        raise ValueError(f"{Path(notebook).name} has no parameter(s) {unknown}; its parameters are {sorted(known - reserved)}")
+    reserved = sorted(names & reserved)
+    if reserved:
+        raise ValueError(f"{Path(notebook).name}: {reserved} is set by the runner for each run; leave it out")
+
+
+def _kernel_manager(run_dir: Path) -> type:
+    """A Jupyter kernel manager whose kernels see ALIQA_RUN_DIR=run_dir, so that `al.record(key, value)`
+    without a folder lands in the run's folder (the environment is per kernel, not per process, which
+    keeps runs in threads of one process apart)."""
+    from jupyter_client import AsyncKernelManager
+
+    class RunKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            kw["env"] = {**kw.get("env", os.environ), RUN_DIR_ENV: str(run_dir)}
+            await super()._async_start_kernel(**kw)
+
+    return RunKernelManager
+
+
+def execute(notebook: str | os.PathLike, executed: str | os.PathLike, run_dir: str | os.PathLike,
+            parameters: dict[str, Any] | None = None, progress: bool = False) -> Path:
+    """Execute `notebook` into `executed` with papermill; OUT_DIR and the default folder of every
+    `al.record` in it are `run_dir`. Parameters are not checked here: callers check them first."""
+    import papermill
+
+    notebook, run_dir = Path(notebook), Path(run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with inline_figures():
+        papermill.execute_notebook(str(notebook), str(executed), parameters={**(parameters or {}), "OUT_DIR": str(run_dir)},
+                                   cwd=str(notebook.parent), progress_bar=progress, kernel_name="python3",
+                                   kernel_manager_class=_kernel_manager(run_dir))
+    return Path(executed)
 
 
 @contextlib.contextmanager
@@ -129,33 +183,26 @@ def inline_figures() -> Iterator[None]:
 def run_notebook(notebook: str | os.PathLike, out_dir: str | os.PathLike, parameters: dict[str, Any] | None = None,
                  progress: bool = False) -> Path:
     """Execute one notebook into out_dir/<name>.ipynb; its OUT_DIR parameter becomes out_dir/<name>/."""
-    import papermill
-
     notebook, out_dir = Path(notebook), Path(out_dir)
-    check_parameters(notebook, parameters or {})
-    run_dir = out_dir / notebook.stem
-    run_dir.mkdir(parents=True, exist_ok=True)
-    params = {"OUT_DIR": str(run_dir.resolve()), **(parameters or {})}
-    executed = out_dir / notebook.name
-    with inline_figures():
-        papermill.execute_notebook(str(notebook), str(executed), parameters=params, cwd=str(notebook.parent),
-                                   progress_bar=progress, kernel_name="python3")
-    return executed
+    check_parameters(notebook, parameters or {}, set_by_runner=["OUT_DIR"])
+    return execute(notebook, out_dir / notebook.name, out_dir / notebook.stem, parameters, progress)
 
 
 def run_all(out_dir: str | os.PathLike | None = None, parameters: dict[str, Any] | None = None,
             only: Sequence[str] | None = None, progress: bool = True) -> list[Path]:
     """Execute every numbered notebook in order (or those whose names start with one of `only`);
     each receives only the parameters its parameters cell defines."""
-    import papermill
-
     out_dir = Path(out_dir) if out_dir else outputs_dir()
-    chosen = [nb for nb in list_notebooks() if not only or any(nb.name.startswith(o) for o in only)]
+    chosen = select_notebooks(only)
     parameters = parameters or {}
-    own = {nb: set(papermill.inspect_notebook(str(nb))) for nb in chosen}
-    unknown = sorted(set(parameters) - set().union(*own.values()))
+    own = {nb: notebook_parameters(nb) for nb in chosen}
+    known = set().union(*own.values())
+    unknown = sorted(set(parameters) - known)
     if unknown:
-        raise ValueError(f"no notebook among {[nb.stem for nb in chosen]} has parameter(s) {unknown}")
+        raise ValueError(f"no notebook among {[nb.stem for nb in chosen]} has parameter(s) {unknown}; "
+                         f"their parameters are {sorted(known - {'OUT_DIR'})}")
+    if "OUT_DIR" in parameters:
+        raise ValueError("OUT_DIR is set by the runner (out_dir/<notebook>/); pass the output folder as out_dir (--out)")
     done = []
     for nb in chosen:
         print(f"running {nb.name} -> {out_dir / nb.name}", flush=True)

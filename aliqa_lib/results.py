@@ -12,6 +12,7 @@ import numpy as np
 from .cache import atomic_path
 
 RESULTS_FILE = "results.json"
+RUN_DIR_ENV = "ALIQA_RUN_DIR"   # the runner sets it in each kernel: the default folder of record()
 
 
 def _jsonable(value: Any) -> Any:
@@ -34,8 +35,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def results_path(out_dir: str | os.PathLike | None = None) -> Path:
-    """The results file of a run: <out_dir>/results.json ($ALIQA_RUN_DIR or the working folder by default)."""
-    folder = Path(out_dir) if out_dir is not None else Path(os.environ.get("ALIQA_RUN_DIR", "."))
+    """The results file of a run: <out_dir>/results.json; without out_dir, the run's folder ($ALIQA_RUN_DIR,
+    set by `tutorial` and the sweep in each notebook's kernel) or else the working folder."""
+    folder = Path(out_dir) if out_dir is not None else Path(os.environ.get(RUN_DIR_ENV, "."))
     return folder / RESULTS_FILE
 
 

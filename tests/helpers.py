@@ -25,3 +25,17 @@ def linear_features(n: int = 300, dim: int = 16, noise: float = 0.05, seed: int 
     x = rng.normal(0, 1, (n, dim)).astype(np.float32)
     x[:, 0] = y * 3 + rng.normal(0, noise, n)
     return x, y
+
+
+def tiny_notebook(path, params: str, body: str):
+    """A notebook with a `parameters`-tagged cell (source `params`) and one code cell; returns its path."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook()
+    cell = new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path

@@ -7,6 +7,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy import optimize, stats
 
+from ..checks import require_finite
+
 FITS = (None, "logistic4", "logistic5")
 
 
@@ -21,11 +23,7 @@ def _check(pred, mos) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"pred has {pred.size} values but mos has {mos.size}")
     if pred.size < 3:
         raise ValueError(f"need at least 3 points to correlate, got {pred.size}")
-    bad = ~(np.isfinite(pred) & np.isfinite(mos))
-    if bad.any():
-        raise ValueError(f"{int(bad.sum())} NaN/inf values in pred or mos (first at {int(np.flatnonzero(bad)[0])}); "
-                         "drop them before scoring")
-    return pred, mos
+    return require_finite(pred, "predictions (pred)"), require_finite(mos, "scores (mos)")
 
 
 def _constant(*arrays: np.ndarray) -> bool:

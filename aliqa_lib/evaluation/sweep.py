@@ -22,6 +22,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..cache import atomic_path
+from ..notebook import check_parameters, execute
 from ..results import read_results
 
 DONE = "_sweep_done"
@@ -56,13 +57,9 @@ def run_name(params: Mapping[str, Any]) -> str:
 
 def _execute(notebook: str, run_dir: str, params: dict) -> dict:
     """Run one grid point (in a worker process); return its status."""
-    import papermill
-
     run_dir_p = Path(run_dir)
-    run_dir_p.mkdir(parents=True, exist_ok=True)
     try:
-        papermill.execute_notebook(notebook, str(run_dir_p / Path(notebook).name), parameters={**params, "OUT_DIR": run_dir},
-                                   cwd=str(Path(notebook).parent), progress_bar=False, kernel_name="python3")
+        execute(notebook, run_dir_p / Path(notebook).name, run_dir_p, params)
     except Exception as err:  # papermill wraps the notebook's exception; keep its last line
         message = str(err).strip().splitlines()
         return dict(ok=False, params=params, error=message[-1] if message else repr(err),
@@ -83,6 +80,7 @@ def run_sweep(notebook: str | os.PathLike, grid: Mapping[str, Sequence[Any]], ou
     notebook, out_dir = Path(notebook).resolve(), Path(out_dir).resolve()
     if not notebook.is_file():
         raise FileNotFoundError(f"no notebook at {notebook}")
+    check_parameters(notebook, grid, set_by_runner=["OUT_DIR"])   # before any point runs
     points = grid_points(grid)
     runs = {run_name(p): p for p in points}
     todo = {name: p for name, p in runs.items() if not (out_dir / "runs" / name / DONE).exists()}

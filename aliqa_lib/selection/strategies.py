@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import defaults
+from ..checks import require_finite
 from . import baselines
 from .criteria import content_distance, uncertainty
 from .fusion import PAPER_SCHEDULE, ALIQASchedule, fusion_round
@@ -45,7 +46,7 @@ class Selector:
     def select(self, features: np.ndarray, labelled: np.ndarray | None = None, budget: int = 1,
                seed: int = 0) -> Selection:
         """Pick `budget` distinct positions among the rows of `features` not in `labelled`."""
-        features = np.asarray(features)
+        features = require_finite(features, "features")
         if features.ndim != 2:
             raise ValueError(f"features must be (images, dims), got shape {features.shape}")
         n = len(features)
@@ -60,6 +61,7 @@ class Selector:
             if len(shape) != 3 or shape[IMAGE_AXIS[key]] != n:
                 raise ValueError(f"{self.name}: {key} of shape {shape} must be {SHAPES[key]} with N = {n}, "
                                  "one per row of the features")
+            require_finite(getattr(self, key), f"{self.name}: {key}")
         out = self._select(features, labelled, int(budget), seed)
         out.positions = np.asarray(out.positions, dtype=np.int64)
         if len(out.positions) != budget or len(np.unique(out.positions)) != budget \
