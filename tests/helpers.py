@@ -39,3 +39,20 @@ def tiny_notebook(path, params: str, body: str):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
     return path
+
+
+def clip_with_layers(layers: int = 4, seed: int = 0, image_size: int = 16):
+    """A tiny random open_clip CLIP with `layers` blocks in both towers, as a ClipBundle (the authors'
+    fine-tuning unfreezes the last 4 blocks, more than aliqa_lib.models.clip.tiny_clip has)."""
+    import open_clip
+    import torch
+
+    from aliqa_lib.models.clip import ClipBundle
+
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(embed_dim=16, vision_cfg=dict(layers=layers, width=32, patch_size=8, image_size=image_size,
+                                                         head_width=16),
+                           text_cfg=dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=layers))
+    model.requires_grad_(False).eval()
+    return ClipBundle(model, open_clip.get_tokenizer("ViT-B-16"), open_clip.OPENAI_DATASET_MEAN,
+                      open_clip.OPENAI_DATASET_STD, image_size, f"tiny{layers}", f"tiny{layers}:seed{seed}")

@@ -100,7 +100,8 @@ def load_clip_inputs(store: str | os.PathLike, bundle: ClipBundle,
     """The authors' loop on a store: CLIP image embeddings as features (cached beside the store), CLIP
     zero-shot votes for round 1, and prompt learners as the models of rounds 2, 3 and the final one."""
     labels = read_labels(store)
-    features = clip_features(store, bundle, device=device, progress=False)
+    crop = min(224, int(labels.attrs["size"]))          # the centre crop, as for every other feature
+    features = clip_features(store, bundle, device=device, crop=crop, progress=False)
     votes = clip_zero_shot_votes(bundle.model, bundle.tokenizer, features)
     return Inputs(dataset=str(labels.attrs["dataset"]), mos01=labels.mos01, groups=labels.groups, features=features,
                   votes=votes, distances=distances, backbone=f"clip:{bundle.name}", weights=bundle.weights_id,

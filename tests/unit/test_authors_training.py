@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import open_clip
 import pytest
 import torch
-from helpers import tiny_store
+from helpers import clip_with_layers, tiny_store
 from torch import nn
 
 from aliqa_lib.models import clip, finetune, training
@@ -92,18 +91,8 @@ def test_plateau_schedule_reloads_best_cuts_lr_and_stops(monkeypatch):
     assert model.w.item() == pytest.approx(best_w)
 
 
-def _tiny_clip(layers: int = 6) -> clip.ClipBundle:
-    torch.manual_seed(0)
-    model = open_clip.CLIP(embed_dim=16, vision_cfg=dict(layers=layers, width=32, patch_size=8, image_size=16,
-                                                         head_width=16),
-                           text_cfg=dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=layers))
-    model.requires_grad_(False).eval()
-    return clip.ClipBundle(model, open_clip.get_tokenizer("ViT-B-16"), open_clip.OPENAI_DATASET_MEAN,
-                           open_clip.OPENAI_DATASET_STD, 16, "tiny6", "tiny6:seed0")
-
-
 def test_authors_finetune_unfreezes_exactly_their_parameters():
-    bundle = _tiny_clip(layers=6)
+    bundle = clip_with_layers(layers=6)
     names = set(finetune.unfreeze_clip_like_authors(bundle.model))
     # their rule (fourth step): resblocks 8-11 of 12 in both towers, ln_post, ln_final; here 2-5 of 6
     rule = re.compile(r"^(visual\.transformer\.resblocks\.[2-5]\.|transformer\.resblocks\.[2-5]\.|visual\.ln_post\.|ln_final\.)")
@@ -115,7 +104,7 @@ def test_authors_finetune_unfreezes_exactly_their_parameters():
 
 
 def test_clip_finetune_trains_only_those_and_leaves_the_bundle_alone(tmp_path):
-    bundle = _tiny_clip(layers=6)
+    bundle = clip_with_layers(layers=6)
     _, y = tiny_store(tmp_path / "s.h5", n=24, size=20)
     heads = clip.PromptHeads(bundle, n_ctx=4, seed=0)
     before = {k: v.clone() for k, v in bundle.model.state_dict().items()}

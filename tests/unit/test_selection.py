@@ -103,12 +103,18 @@ def test_multi_round_strategy_asks_for_new_votes_each_round():
         aliqa.select(np.zeros((n, 2)), labelled=np.arange(5), budget=196)
 
 
-def test_multi_round_strategy_falls_back_to_one_round_when_rounds_are_too_small():
+def test_multi_round_strategy_falls_back_to_one_round_visibly_or_raises_when_rounds_are_too_small():
     rng = np.random.default_rng(1)
     v, d = rng.random((6, 50, 3)), rng.random((3, 4, 50))
     aliqa = strategies.ALIQA(v, d, vote_source=lambda r, lab: pytest.fail("no training on 1-2 labels"))
-    chosen = aliqa.select(np.zeros((50, 2)), budget=6)             # rounds of 1, 2, 3 images
+    with pytest.warns(strategies.RoundsTooSmall, match=r"rounds of \[1, 3, 2\]"):
+        chosen = aliqa.select(np.zeros((50, 2)), budget=6)         # rounds of 1, 3, 2 images
     np.testing.assert_array_equal(chosen.positions, fusion.al_iqa_round(v, d, np.arange(50), 6, 0.005, 0.0))
+    assert chosen.note.startswith("one fused round") and len(chosen.rounds) == 1
+    strict = strategies.ALIQA(v, d, vote_source=aliqa.vote_source, too_small="error")
+    with pytest.raises(ValueError, match="min_round=5"):
+        strict.select(np.zeros((50, 2)), budget=6)
+    assert strategies.ALIQA(v, d).select(np.zeros((50, 2)), budget=6).note == ""   # no vote source: 3 rounds
 
 
 def test_replay_of_the_authors_livew_selection():
