@@ -16,7 +16,7 @@ from .results import read_results, record
 
 __version__ = "0.1.0"
 
-CHAPTERS = ("data", "selection", "models", "evaluation")
+CHAPTERS = ("data", "selection", "models", "evaluation", "rating")
 MODULES = ("authors", "cache", "checks", "cli", "defaults", "notebook", "paths", "plots", "results")
 SHORT_NAMES = {"store": "data.store", "splits": "data.splits", "metrics": "evaluation.metrics",
                "sweep": "evaluation.sweep"}

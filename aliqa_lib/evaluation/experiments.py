@@ -109,7 +109,13 @@ def load_clip_inputs(store: str | os.PathLike, bundle: ClipBundle,
 
 
 def _split(inputs: Inputs, config: ExperimentConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pool, test) of a run; experiments play the oracle with the store's scores, so all must be known."""
     n = len(inputs.mos01)
+    known = int(np.isfinite(inputs.mos01).sum())
+    if known < n:
+        raise ValueError(f"experiments simulate the raters with the store's own scores, but only {known} of the {n} "
+                         f"images of {inputs.dataset} have one; for a collection with unknown scores, collect ratings "
+                         "with evaluation.collection.next_batch and score it with score_collection")
     if config.protocol == "authors":
         return np.arange(n), np.empty(0, np.int64)
     if config.protocol != "honest":

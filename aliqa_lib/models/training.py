@@ -234,8 +234,12 @@ def _labelled_parts(features: np.ndarray, targets: np.ndarray, train_idx: np.nda
             raise ValueError("pass eval_features (the centre view) when training on augmented views")
         eval_features = features
     targets = np.asarray(targets, dtype=np.float32)
-    if not np.isfinite(targets[np.concatenate([train_idx, val_idx])]).all():
-        raise ValueError("NaN scores among the labelled images")
+    used = np.concatenate([train_idx, val_idx]).astype(np.int64)
+    unknown = used[~np.isfinite(targets[used])]
+    if unknown.size:
+        raise ValueError(f"NaN scores for {unknown.size} of the {used.size} training and validation images (first "
+                         f"positions {unknown[:5].tolist()}); {int(np.isfinite(targets).sum())} of {len(targets)} images "
+                         "have one. Rate them first, or train only on rated images (evaluation.collection.train_on_ratings)")
     return targets, train_idx, val_idx, np.asarray(eval_features, dtype=np.float32)
 
 
