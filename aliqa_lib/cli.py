@@ -1,4 +1,4 @@
-"""Command line: `python -m aliqa_lib prepare|tutorial|sweep ...`."""
+"""Command line: `python -m aliqa_lib prepare|tutorial|sweep|test-released ...`."""
 from __future__ import annotations
 
 import argparse
@@ -43,6 +43,14 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--grid", required=True, help="JSON file: {parameter: [values, ...]} (the product is run)")
     sw.add_argument("--out", required=True, help="output folder (results.csv, runs/)")
     sw.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    rel = sub.add_parser("test-released", help="the intra/cross-dataset table of one of the authors' released models")
+    rel.add_argument("checkpoint", help="koniq_rt05/10/25/80.pt from the authors' repository")
+    rel.add_argument("--store", action="append", required=True,
+                     help="a prepared store (repeat): KonIQ-10k is tested on the checkpoint's held-out images, others whole")
+    rel.add_argument("--ratio", type=int, default=None, help="label share of the checkpoint (default: from its name)")
+    rel.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    rel.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
+    rel.add_argument("--out", default=None, help="CSV to write (default: outputs/test_released/<checkpoint>.csv)")
     return p
 
 
@@ -71,6 +79,25 @@ def _sweep(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def _test_released(args: argparse.Namespace) -> int:
+    """Print and write the released model's intra/cross-dataset table."""
+    from pathlib import Path
+
+    from . import authors
+    from .cache import atomic_path
+    from .paths import output_dir
+
+    ratio = args.ratio if args.ratio is not None else authors.released_ratio(args.checkpoint)
+    model = authors.load_released_model(args.checkpoint, device=args.device)
+    table = authors.released_table(model, args.store, ratio, batch_size=args.batch_size)
+    out = Path(args.out) if args.out else output_dir("test_released") / f"{Path(args.checkpoint).stem}.csv"
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    print(table.drop(columns="store").to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"written to {out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = parser().parse_args(argv)
@@ -88,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_all(args.out, params, only=args.only)
         elif args.command == "sweep":
             return _sweep(args)
+        elif args.command == "test-released":
+            return _test_released(args)
     except (StoreError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
