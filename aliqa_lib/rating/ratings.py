@@ -122,6 +122,26 @@ class RatingsFile:
             self._write(rows, locked=True)
         return len(rows)
 
+    def carry_over(self, old: str | os.PathLike) -> dict[str, int]:
+        """Copy every row of a ratings file written for an earlier build of this store (same photos by
+        name, other positions) into this store's empty ratings file, in order, retractions included;
+        rows of images no longer in the store are left out. Returns counts: carried, left_out."""
+        old = Path(old)
+        if old.resolve() == self.path.resolve():
+            raise RatingsError(f"move {old} aside first: carry_over copies it into {self.path}")
+        with self._lock:
+            if self._rows():
+                raise RatingsError(f"{self.path} already holds ratings; carry_over only fills an empty ratings file")
+            table = pd.read_csv(old, dtype=str, keep_default_na=False)
+            if tuple(table.columns) != RATINGS_COLUMNS:
+                raise RatingsError(f"{old} is not a ratings file (columns {list(table.columns)})")
+            where = {name: i for i, name in enumerate(self.names)}
+            keep = table["name"].isin(where)
+            rows = [dict(row, store_id=self.store_id, position=where[row["name"]]) for row in
+                    table[keep].to_dict("records")]
+            self._write(rows, locked=True)
+        return {"carried": int(keep.sum()), "left_out": int((~keep).sum())}
+
     def undo(self, rater: str = "", positions: Iterable[int] | None = None) -> dict[str, Any] | None:
         """Retract the latest effective rating of `rater` (of an image among `positions`, if given) by
         appending a retraction row; return the retracted record, or None if there is none to retract."""
@@ -227,7 +247,8 @@ class RatingsFile:
         if row["store_id"] != self.store_id:
             raise RatingsError(f"{self.path} (line {line}) holds ratings of another store (id {row['store_id']}, this "
                                f"store {self.store} has id {self.store_id}: its /names differ). Use the store they "
-                               "were given for, or move the file away to start afresh")
+                               "were given for; or, if you prepared the folder again after adding or removing photos, "
+                               "move the file aside and carry its ratings over: RatingsFile(store).carry_over(old_file)")
         if not 0 <= row["position"] < len(self.names) or self.names[row["position"]] != row["name"]:
             raise RatingsError(f"{self.path} (line {line}): image {row['name']!r} is not at position {row['position']} "
                                f"of {self.store}; the file was edited by hand")

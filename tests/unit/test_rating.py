@@ -227,3 +227,26 @@ def test_panel_bad_input_shows_message_not_exception(store):
     assert panel.status.value.startswith("not saved") and not RatingsFile(store).path.exists()
     panel.rater_box.value = "zoe"
     assert panel.rater == "zoe"
+
+
+def test_carry_over_after_the_store_was_rebuilt(store, tmp_path):
+    from aliqa_lib.data.store import StoreWriter
+
+    ratings = RatingsFile(store)
+    ratings.append(1, 4, rater="a")
+    ratings.append(5, 2, rater="a")
+    ratings.undo("a")                           # retracts 5.png's rating: two rows about 5.png
+    ratings.append(6, 3, rater="b")
+    old = tmp_path / "old.csv"
+    ratings.path.rename(old)
+    names = ["6.png", "new.png", "1.png"]       # the folder prepared again: 5.png gone, a new photo
+    with StoreWriter(store, n=3, size=8, dataset="tiny", score_range=(0, 1)) as w:
+        w.write_images(0, np.zeros((3, 8, 8, 3), np.uint8))
+        w.set_labels(mos=np.full(3, 0.5), mos01=np.full(3, 0.5), names=names)
+    with pytest.raises(RatingsError, match="carry_over"):
+        RatingsFile(store, path=old)
+    again = RatingsFile(store)
+    assert again.carry_over(old) == {"carried": 2, "left_out": 2}
+    assert again.read()[["name", "position", "score"]].values.tolist() == [["1.png", 2, 4], ["6.png", 0, 3]]
+    with pytest.raises(RatingsError, match="already holds ratings"):
+        again.carry_over(old)
