@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import file_lock
 from ..paths import default_store_path
 from . import synthetic
 from .readers import DATABASES, read_catalog
@@ -47,10 +48,11 @@ def prepare(name: str, root: str | os.PathLike | None = None, out: str | os.Path
             raise ValueError("the synthetic dataset is generated from installed packages; it takes no --root or --variant")
         config = synthetic.smoke_config(size, seed) if smoke else synthetic.SyntheticConfig(size=size, seed=seed)
         out = Path(out) if out else default_store_path("synthetic_smoke" if smoke else "synthetic", size, seed)
-        attrs = None if force else _valid_attrs(out)
-        if attrs is not None and synthetic.matches(attrs, config):
-            return out
-        return synthetic.build(out, config, progress=progress)
+        with file_lock(out):   # notebooks of a parallel sweep that start at once build it once
+            attrs = None if force else _valid_attrs(out)
+            if attrs is not None and synthetic.matches(attrs, config):
+                return out
+            return synthetic.build(out, config, progress=progress)
     return _prepare_real(name, root, out, size, smoke, force, progress, workers, skip_bad, variant)
 
 

@@ -2,11 +2,18 @@
 completes every point."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import h5py
+import pandas as pd
 from helpers import tiny_notebook
 
+from aliqa_lib.cache import cache_path
 from aliqa_lib.evaluation import sweep
 from aliqa_lib.notebook import run_notebook
 from aliqa_lib.results import read_results
@@ -22,3 +29,32 @@ def test_record_without_a_folder_lands_in_the_run_folder(tmp_path, monkeypatch):
     assert sorted(result.table.double) == [2, 4, 6] and result.failed == []
     assert not (tmp_path / "results.json").exists() and "ALIQA_RUN_DIR" not in os.environ
     assert result.csv.read_text().splitlines()[0] == "SEED,double"
+
+
+CACHED = """import time
+import numpy as np
+import aliqa_lib as al
+def compute():
+    time.sleep(1.0)                      # long enough for the other worker to ask for the same entry
+    return np.arange(100.0)
+values = al.cache.cached_array(STORE, {"kind": "sweep-test"}, compute)
+votes = al.selection.votes.offline_committee_votes(STORE, progress=False)
+al.record("total", float(values.sum()) + SEED)
+al.record("votes", float(votes.sum()))
+"""
+
+
+def test_parallel_sweep_from_an_empty_cache_completes_every_point(smoke_store, tmp_path):
+    store = tmp_path / "store.h5"
+    shutil.copyfile(smoke_store, store)                  # a copy: its cache beside it starts empty
+    nb = tiny_notebook(tmp_path / "cached.ipynb", f"SEED = 0\nSTORE = {str(store)!r}", CACHED)
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"SEED": [0, 1, 2, 3]}))
+    run = subprocess.run([sys.executable, "-m", "aliqa_lib", "sweep", str(nb), "--grid", str(grid), "--out",
+                          str(tmp_path / "out"), "--workers", "2"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "out" / "results.csv").sort_values("SEED")
+    assert table.total.tolist() == [4950.0, 4951.0, 4952.0, 4953.0] and table.votes.nunique() == 1
+    with h5py.File(cache_path(store), "r") as fh:
+        assert len(fh) == 2                              # each entry written once
+    assert not list(tmp_path.glob(".*.partial"))

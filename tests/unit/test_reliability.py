@@ -3,12 +3,18 @@ no partial file that outlives its process, caches safe under concurrency."""
 from __future__ import annotations
 
 import json
+import logging
+import signal
+import subprocess
+import sys
 
+import h5py
 import numpy as np
 import pytest
-from helpers import tiny_notebook
+from helpers import tiny_notebook, tiny_store
 
 from aliqa_lib import checks, cli
+from aliqa_lib.cache import atomic_path, cache_path, cached_array
 from aliqa_lib.evaluation import metrics, sweep
 from aliqa_lib.notebook import select_notebooks
 from aliqa_lib.selection import strategies
@@ -84,3 +90,109 @@ def test_sweep_checks_grid_keys_before_running_any_point(tmp_path, capsys):
     grid.write_text(json.dumps({"SEDD": [1]}))
     assert cli.main(["sweep", str(nb), "--grid", str(grid), "--out", str(tmp_path / "o")]) == 2
     assert "['SEDD']" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- interrupted writes leave nothing that lasts
+
+WRITER = """
+import sys, time
+from aliqa_lib.cache import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"x" * 100_000)
+    print("writing", flush=True)
+    time.sleep(120)
+"""
+
+
+def _writer(target):
+    """A process in the middle of writing `target` through atomic_path (it waits there)."""
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    return proc
+
+
+def _partials(target):
+    return sorted(target.parent.glob(f".{target.name}.*.partial"))
+
+
+def test_ctrl_c_removes_the_partial_file(tmp_path):
+    target = tmp_path / "store.h5"
+    proc = _writer(target)
+    (partial,) = _partials(target)
+    assert f"-{proc.pid}." in partial.name                    # the owner is in the name
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) != 0
+    assert _partials(target) == [] and not target.exists()
+
+
+def test_a_killed_writer_leaves_a_partial_that_the_next_write_removes_and_reports(tmp_path, caplog):
+    target = tmp_path / "store.h5"
+    killed, alive = _writer(target), _writer(target)
+    killed.kill()
+    killed.wait(30)
+    foreign = tmp_path / f".{target.name}.otherhost-{killed.pid}.abc123.partial"   # another machine's
+    legacy = tmp_path / f".{target.name}.k2j4x9q1.partial"                          # no owner in the name
+    foreign.write_bytes(b"")
+    legacy.write_bytes(b"")
+    assert len(_partials(target)) == 4
+    with caplog.at_level(logging.WARNING, logger="aliqa_lib.cache"), atomic_path(target) as tmp:
+        tmp.write_text("done")
+    assert target.read_text() == "done"
+    left = _partials(target)
+    assert len(left) == 3 and not any(f"-{killed.pid}." in p.name and "otherhost" not in p.name for p in left)
+    assert any(f"-{alive.pid}." in p.name for p in left) and foreign in left and legacy in left
+    assert f"left by process {killed.pid}" in caplog.text and "0.1 MB" in caplog.text
+    alive.send_signal(signal.SIGINT)
+    alive.wait(30)
+
+
+# ---------------------------------------------------------------- caches under concurrency
+
+CACHE_USER = """
+import pathlib, sys, time
+import numpy as np
+from aliqa_lib.cache import cached_array
+store, entry, go, log = sys.argv[1:5]
+print("ready", flush=True)
+while not pathlib.Path(go).exists():
+    time.sleep(0.01)
+def compute():
+    with open(log, "a") as fh:
+        fh.write(entry + "\\n")
+    time.sleep(0.5)
+    return np.arange(1000.0) * int(entry)
+print(cached_array(store, {"entry": int(entry)}, compute).sum(), flush=True)
+"""
+
+
+def _at_once(store, entries, tmp_path):
+    """Run one process per entry, released together; return what each printed and the compute log."""
+    go, log = tmp_path / "go", tmp_path / "computed.log"
+    procs = [subprocess.Popen([sys.executable, "-c", CACHE_USER, str(store), str(e), str(go), str(log)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for e in entries]
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "ready"
+    go.touch()
+    outs = [proc.communicate(timeout=120) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in outs]
+    return [float(out) for out, _ in outs], sorted(log.read_text().split())
+
+
+def test_processes_asking_for_one_cached_array_at_once_compute_it_once(tmp_path):
+    store = tmp_path / "tiny.h5"
+    tiny_store(store)
+    sums, computed = _at_once(store, [3, 3, 3], tmp_path)
+    assert sums == [3 * 499500.0] * 3 and computed == ["3"]
+    with h5py.File(cache_path(store), "r") as fh:
+        assert len(fh) == 1
+    assert cached_array(store, {"entry": 3}, lambda: np.zeros(1)).sum() == 3 * 499500.0   # read, not recomputed
+
+
+def test_processes_adding_different_entries_at_once_lose_none(tmp_path):
+    store = tmp_path / "tiny.h5"
+    tiny_store(store)
+    sums, computed = _at_once(store, [1, 2, 5], tmp_path)
+    assert sums == [499500.0, 2 * 499500.0, 5 * 499500.0] and computed == ["1", "2", "5"]
+    with h5py.File(cache_path(store), "r") as fh:
+        assert sorted(float(fh[k][:].sum()) for k in fh) == sums
+    assert not _partials(cache_path(store))
