@@ -37,6 +37,11 @@ DISTILL_REPEATS = 5       # independent distillations (the authors released 5)
 # Training of the heads on cached features.
 EPOCHS = 200
 
+# The CLIP path (the authors' loop): CLIP_WEIGHTS is a weights file for open_clip's CLIP_MODEL; ""
+# keeps the offline stand-ins, "tiny" runs a tiny random CLIP (plumbing only: smoke runs and tests).
+CLIP_WEIGHTS = ""
+CLIP_MODEL = "ViT-B-16"
+
 # What SMOKE=True changes, per notebook parameter; "*" applies to every notebook that has the
 # parameter, a notebook's own entry overrides it.
 SMOKE_PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType({

@@ -317,3 +317,14 @@ def clip_features(store_path: str | os.PathLike, bundle: ClipBundle, view: str =
     spec = dict(backbone=f"clip:{bundle.name}", weights=bundle.weights_id)
     return cached_features(store_path, lambda: ClipImageEncoder(bundle), spec, bundle.mean, bundle.std, view=view,
                            batch_size=batch_size, device=device, crop=crop, seed=seed, progress=progress)
+
+
+def clip_from_parameter(weights: str | os.PathLike | None, name: str = "ViT-B-16", device: str = "cpu",
+                        seed: int = 0) -> ClipBundle | None:
+    """The CLIP of a notebook's CLIP_WEIGHTS parameter: "" (or None) -> None, the offline path;
+    "tiny" -> a tiny random CLIP (plumbing only: smoke runs and tests); else a weights file for load_clip."""
+    if weights is None or os.fspath(weights) == "":
+        return None
+    if os.fspath(weights) == "tiny":
+        return tiny_clip(seed)
+    return load_clip(name, weights, device=device)

@@ -70,6 +70,17 @@ class TrainConfig:
         return cls.authors(**{"batch_size": 128, "lr_steps": (), **changes})
 
 
+PRESETS = ("default", "authors", "authors_finetune")
+
+
+def preset(name: str, **changes) -> TrainConfig:
+    """A TrainConfig by name (a notebook's TRAIN_PRESET): "default" (ours), "authors" (TrainConfig.authors())
+    or "authors_finetune"; `changes` override single settings (e.g. epochs, seed)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown training preset {name!r}; choose from {PRESETS}")
+    return TrainConfig(**changes) if name == "default" else getattr(TrainConfig, name)(**changes)
+
+
 @dataclass
 class TrainResult:
     """A trained model and the story of its training."""
@@ -108,9 +119,17 @@ def head_outputs(model: nn.Module, inputs: Iterable[torch.Tensor] | np.ndarray, 
     if isinstance(inputs, np.ndarray):
         x = torch.from_numpy(np.asarray(inputs, dtype=np.float32))
         inputs = (x[i:i + batch_size] for i in range(0, len(x), batch_size))
-    out = torch.cat([model(b) for b in inputs]).numpy()
+    device = model_device(model)
+    out = torch.cat([model(b.to(device)).cpu() for b in inputs]).numpy()
     model.train(was_training)
     return out
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where a model's first parameter (or buffer) lives; the CPU for a model with neither."""
+    first = next(iter(model.parameters()), None)
+    first = first if first is not None else next(iter(model.buffers()), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def predict(model: nn.Module, features: np.ndarray, predict: str = "mean") -> np.ndarray:
@@ -266,10 +285,13 @@ def train_prompts(bundle: ClipBundle, features: np.ndarray, targets: np.ndarray,
                   val_idx: np.ndarray, config: TrainConfig | None = None, n_ctx: int = 8, position: str = "end",
                   eval_features: np.ndarray | None = None, progress: bool = True) -> TrainResult:
     """Train the three CoOp prompt learners (PromptHeads, n_ctx context vectors each) over a frozen CLIP
-    on its cached image embeddings (N, E) or views (k, N, E) (clip.clip_features), validating on val_idx."""
+    on its cached image embeddings (N, E) or views (k, N, E) (clip.clip_features), validating on val_idx.
+    The learners train on the device of the CLIP model."""
     config = config or TrainConfig()
     targets, train_idx, val_idx, eval_features = _labelled_parts(features, targets, train_idx, val_idx, eval_features)
-    heads = PromptHeads(bundle, n_ctx=n_ctx, position=position, seed=config.seed)
-    val = eval_features[val_idx]
-    return fit(heads, feature_batches(features, targets, train_idx, config.batch_size, config.seed),
-               lambda: [torch.from_numpy(val)], targets[val_idx], config, progress=progress)
+    device = model_device(bundle.model)
+    heads = PromptHeads(bundle, n_ctx=n_ctx, position=position, seed=config.seed).to(device)
+    val = torch.from_numpy(eval_features[val_idx]).to(device)
+    batches = feature_batches(features, targets, train_idx, config.batch_size, config.seed)
+    return fit(heads, lambda epoch: ((x.to(device), y.to(device)) for x, y in batches(epoch)),
+               lambda: [val], targets[val_idx], config, progress=progress)

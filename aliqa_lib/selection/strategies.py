@@ -9,6 +9,7 @@ later rounds) it receives when it is built; `make_selector(name, ...)` builds an
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -35,6 +36,11 @@ class Selection:
     positions: np.ndarray
     utilities: np.ndarray | None = None
     rounds: list[np.ndarray] | None = None
+    note: str = ""             # what the strategy did other than asked (e.g. one round instead of three)
+
+
+class RoundsTooSmall(UserWarning):
+    """AL-IQA ran one fused round because the schedule's rounds would be too small to train between."""
 
 
 class Selector:
@@ -190,22 +196,34 @@ class ALIQA(Selector):
     still unlabelled. Round 1 uses the zero-shot `votes`; later rounds ask `vote_source(round,
     labelled)` (a model trained on everything labelled so far) or, without one, reuse `votes`.
     With a vote source and a round smaller than `min_round` images (too few to train on), it
-    runs one fused round with the last round's weight and the band from the top instead."""
+    either runs one fused round with the last round's weight and the band from the top, says so in
+    a RoundsTooSmall warning and in Selection.note (too_small="one_round", the default), or raises
+    (too_small="error")."""
 
     votes: np.ndarray
     distances: np.ndarray
     vote_source: VoteSource | None = None
     schedule: ALIQASchedule = PAPER_SCHEDULE
     min_round: int = defaults.MIN_BUDGET
+    too_small: str = "one_round"
     name: ClassVar[str] = "al_iqa"
     needs: ClassVar[tuple[str, ...]] = ("votes", "distances")
 
     def _select(self, features: np.ndarray, labelled: np.ndarray, budget: int, seed: int) -> Selection:
         sizes = self.schedule.round_sizes(budget)
+        if self.too_small not in ("one_round", "error"):
+            raise ValueError(f"too_small must be 'one_round' or 'error', got {self.too_small!r}")
         if self.vote_source is not None and min(sizes) < self.min_round:
+            note = (f"one fused round (weight {self.schedule.weights[-1]}, band from the top) instead of "
+                    f"{len(sizes)}: a budget of {budget} splits into rounds of {sizes}, and a model between rounds "
+                    f"needs at least {self.min_round} labels per round")
+            if self.too_small == "error":
+                raise ValueError(f"al_iqa: a budget of {budget} splits into rounds of {sizes} images, fewer than "
+                                 f"min_round={self.min_round}; raise the budget or use too_small='one_round'")
+            warnings.warn(note, RoundsTooSmall, stacklevel=3)
             one = ALIQARound(self.votes, self.distances, self.schedule.weights[-1], 0.0)
             picked = one._select(features, labelled, budget, seed).positions
-            return Selection(picked, rounds=[picked])
+            return Selection(picked, rounds=[picked], note=note)
         rounds: list[np.ndarray] = []
         for r, num in enumerate(sizes):
             if num == 0:

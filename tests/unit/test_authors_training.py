@@ -28,6 +28,10 @@ def test_presets_carry_the_authors_numbers():
     with pytest.raises(ValueError, match="unknown checkpoint criterion"):
         training.TrainConfig(criterion="plcc")
     assert finetune.AUTHORS_FINETUNE_BLOCKS == 4
+    assert training.preset("authors", epochs=7) == training.TrainConfig.authors(epochs=7)
+    assert training.preset("default", seed=3) == training.TrainConfig(seed=3)
+    with pytest.raises(ValueError, match="unknown training preset"):
+        training.preset("paper")
 
 
 def test_authors_criterion_is_mean_plcc_plus_mean_srcc_over_heads():

@@ -16,7 +16,7 @@ from aliqa_lib.data.schema import Labels
 from aliqa_lib.notebook import list_notebooks, run_notebook, start
 
 SHARED = ("TEST_FRACTION", "BACKBONE", "BACKBONE_WEIGHTS", "POOLING", "DISTILL_IMAGES", "DISTILL_RESOLUTION",
-          "DISTILL_ITERATIONS", "DISTILL_REPEATS", "EPOCHS")
+          "DISTILL_ITERATIONS", "DISTILL_REPEATS", "EPOCHS", "CLIP_WEIGHTS", "CLIP_MODEL")
 
 
 def test_public_surface_keeps_working_from_the_new_homes():
