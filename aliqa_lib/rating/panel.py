@@ -153,7 +153,8 @@ class RatingPanel:
         self.keys = widgets.Text(value="", placeholder=KEYS_HELP, layout=widgets.Layout(width="340px"))
         self.keys.add_class("aliqa-keys")
         self.keys.observe(self._on_key, names="value")
-        self.rater_box = widgets.Text(value=self.rater, description="rater", placeholder="your name (optional)")
+        self.rater_box = widgets.Text(value=self.rater, description="rater", placeholder="your name (optional), then Enter",
+                                      continuous_update=False)   # switch rater once the name is typed, not per letter
         self.rater_box.add_class("aliqa-rater")
         self.rater_box.observe(lambda change: self._safely(self.set_rater, change["new"]), names="value")
         self.bar = widgets.IntProgress(min=0, max=len(self.positions))
