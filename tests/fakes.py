@@ -114,7 +114,7 @@ def cid2013(root: Path) -> dict:
     """CID2013 data - version 12112014.xlsx (sheet 'CID2013 MOS') and IS1/co1/IS_I_C01_D01.jpg ..."""
     roman = ["I", "II"]
     ids = [f"IS_{roman[s]}_C{c:02d}_D{d:02d}" for s in range(2) for c in (1, 2) for d in (1, 2, 3)]
-    mos = np.linspace(15, 85, len(ids))
+    mos = np.linspace(-9.5, 85, len(ids))   # the realigned MOS is not clipped: the published file goes below 0
     with pd.ExcelWriter(root / "CID2013 data - version 12112014.xlsx") as xl:
         pd.DataFrame({"notes": ["see the MOS sheet"]}).to_excel(xl, sheet_name="Readme", index=False)
         pd.DataFrame({"Source_ID": ids, "Realigned MOS": mos, "Image set specific  MOS": mos}).to_excel(

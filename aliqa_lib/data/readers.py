@@ -54,7 +54,18 @@ DATABASES: dict[str, DatabaseInfo] = {
     "cid2013": DatabaseInfo(
         "CID2013 (480 camera photos in six image sets)", "https://zenodo.org/records/2647033",
         "CID2013 data - version 12112014.xlsx (sheet 'CID2013 MOS') and IS1/ ... IS6/",
-        "realigned MOS 0-100, higher = better; MOS/100"),
+        "realigned MOS, nominally 0-100 but published from about -9.5 (not clipped), higher = better; (MOS+10)/110"),
+}
+
+# The range of raw scores each reader accepts and maps linearly onto [0, 1] (schema.to_unit): what the
+# published label files contain, not the nominal scale of the documentation. A mean of ratings cannot
+# leave its rating scale, so for KonIQ-10k, LIVE Challenge, SPAQ, KADID-10k and BID it is the rating
+# scale. CID2013's "Realigned MOS" is a linear realignment of six separately rated image sets onto one
+# scale and is not clipped: the published file holds a few values below 0 (the lowest near -9.5), so
+# its range starts at -10. A column outside the range (another scale, z-scores, counts) is refused.
+SCORE_RANGES: dict[str, tuple[float, float]] = {
+    "koniq10k": (1.0, 5.0), "livec": (0.0, 100.0), "spaq": (0.0, 100.0), "kadid10k": (1.0, 5.0),
+    "bid": (0.0, 5.0), "cid2013": (-10.0, 100.0),
 }
 
 KADID_DISTORTIONS = (
@@ -80,7 +91,7 @@ class Catalog:
     def build(cls, dataset: str, paths: list[Path], names: list[str], mos: np.ndarray,
               score_range: tuple[float, float], higher_is_better: bool, label_file: Path, variant: str = "",
               metrics: dict[str, np.ndarray] | None = None, **columns: Any) -> Catalog:
-        """A catalog from raw scores: [0, 1] scores follow from the documented range and direction."""
+        """A catalog from raw scores: [0, 1] scores follow from the score range (SCORE_RANGES) and direction."""
         labels = Labels(names=names, mos=mos, mos01=to_unit(mos, score_range, higher_is_better),
                         attrs=dict(dataset=dataset, score_range=score_range, higher_is_better=higher_is_better),
                         metrics=metrics or {}, **columns)
@@ -176,8 +187,8 @@ def _require(df: pd.DataFrame, columns: tuple[str, ...], path: Path, dataset: st
 
 
 def _scores(values, path: Path, column: str, names: list[str], score_range: tuple[float, float],
-            range_name: str = "the documented range", hint: str = "is this the right file and column?") -> np.ndarray:
-    """Numeric scores from one label column; raise on text, NaN or values outside the documented range."""
+            range_name: str = "the published range", hint: str = "is this the right file and column?") -> np.ndarray:
+    """Numeric scores from one label column; raise on text, NaN or values outside `score_range` (SCORE_RANGES)."""
     scores = pd.to_numeric(pd.Series(np.asarray(values).ravel()), errors="coerce").to_numpy(np.float64)
     bad = np.flatnonzero(~np.isfinite(scores))
     if bad.size:
@@ -217,7 +228,7 @@ def read_koniq10k(root: str | os.PathLike, variant: str | None = None) -> Catalo
     df = df.assign(image_name=df["image_name"].astype(str)).sort_values("image_name", kind="stable")
     names = df["image_name"].tolist()
     _unique_names(names, label)
-    mos = _scores(df["MOS"], label, "MOS", names, (1.0, 5.0))
+    mos = _scores(df["MOS"], label, "MOS", names, SCORE_RANGES["koniq10k"])
     sets_file = label if "set" in df.columns else _maybe(root, names_ok[1])
     split = None
     if sets_file is not None:
@@ -233,7 +244,7 @@ def read_koniq10k(root: str | os.PathLike, variant: str | None = None) -> Catalo
         raise FileNotFoundError(f"koniq10k: no image folder {' or '.join(wanted)} under {root}; unpack the "
                                 f"images archive from {DATABASES['koniq10k'].url} there")
     folder = folders[0]
-    return Catalog.build("koniq10k", [folder / n for n in names], names, mos, (1.0, 5.0), True, label,
+    return Catalog.build("koniq10k", [folder / n for n in names], names, mos, SCORE_RANGES["koniq10k"], True, label,
                    variant=folder.name, mos_std=_optional(df, "SD"), split=split)
 
 
@@ -255,7 +266,7 @@ def read_livec(root: str | os.PathLike, variant: str | None = None) -> Catalog:
             raise ValueError(f"{path} holds {len(values)} values but {images_mat} lists {len(names)} images; "
                              "the Data/ files come from different releases")
     _unique_names(names, images_mat)
-    mos = _scores(mos_raw, mos_mat, "AllMOS_release", names, (0.0, 100.0))
+    mos = _scores(mos_raw, mos_mat, "AllMOS_release", names, SCORE_RANGES["livec"])
     images = data.parent / "Images"
     if not images.is_dir():
         raise FileNotFoundError(f"livec: no Images/ folder beside {data}; expected {DATABASES['livec'].layout}")
@@ -264,7 +275,8 @@ def read_livec(root: str | os.PathLike, variant: str | None = None) -> Catalog:
     if training.is_dir() and not is_training.any():
         is_training[:7] = True  # folder present but renamed files: fall back to the documented first 7
     paths = [(training if t else images) / n for n, t in zip(names, is_training)]
-    cat = Catalog.build("livec", paths, names, mos, (0.0, 100.0), True, mos_mat, variant=variant or "common", mos_std=std)
+    cat = Catalog.build("livec", paths, names, mos, SCORE_RANGES["livec"], True, mos_mat, variant=variant or "common",
+                        mos_std=std)
     return cat if variant == "all" else cat.subset(np.flatnonzero(~is_training))
 
 
@@ -279,11 +291,11 @@ def read_spaq(root: str | os.PathLike, variant: str | None = None) -> Catalog:
     _require(df, ("Image name", "MOS"), label, "spaq")
     names = df["Image name"].astype(str).tolist()
     _unique_names(names, label)
-    mos = _scores(df["MOS"], label, "MOS", names, (0.0, 100.0))
+    mos = _scores(df["MOS"], label, "MOS", names, SCORE_RANGES["spaq"])
     folder = _find(root, "spaq", lambda n: n == "TestImage", "TestImage/ folder", kind="dir")
-    attributes = {c.lower(): _scores(df[c], label, c, names, (0.0, 100.0))
+    attributes = {c.lower(): _scores(df[c], label, c, names, SCORE_RANGES["spaq"])
                   for c in ("Brightness", "Colorfulness", "Contrast", "Noisiness", "Sharpness") if c in df.columns}
-    return Catalog.build("spaq", [folder / n for n in names], names, mos, (0.0, 100.0), True, label, metrics=attributes)
+    return Catalog.build("spaq", [folder / n for n in names], names, mos, SCORE_RANGES["spaq"], True, label, metrics=attributes)
 
 
 def read_kadid10k(root: str | os.PathLike, variant: str | None = None) -> Catalog:
@@ -295,7 +307,7 @@ def read_kadid10k(root: str | os.PathLike, variant: str | None = None) -> Catalo
     _require(df, ("dist_img", "ref_img", "dmos"), label, "kadid10k")
     names = df["dist_img"].astype(str).tolist()
     _unique_names(names, label)
-    mos = _scores(df["dmos"], label, "dmos", names, (1.0, 5.0))
+    mos = _scores(df["dmos"], label, "dmos", names, SCORE_RANGES["kadid10k"])
     parsed = [re.fullmatch(r"I(\d+)_(\d+)_(\d+)\.\w+", n, flags=re.IGNORECASE) for n in names]
     bad = [n for n, m in zip(names, parsed) if m is None or not 1 <= int(m.group(2)) <= len(KADID_DISTORTIONS)]
     if bad:
@@ -309,7 +321,8 @@ def read_kadid10k(root: str | os.PathLike, variant: str | None = None) -> Catalo
                          f"(first: {wrong[:5]}); the file is damaged")
     folder = _find(label.parent, "kadid10k", lambda n: n == "images", "images/ folder beside dmos.csv", kind="dir", max_depth=1)
     std = np.sqrt(df["var"].to_numpy(np.float64)) if "var" in df.columns else None
-    return Catalog.build("kadid10k", [folder / n for n in names], names, mos, (1.0, 5.0), True, label, mos_std=std, ref=ref,
+    return Catalog.build("kadid10k", [folder / n for n in names], names, mos, SCORE_RANGES["kadid10k"], True, label,
+                         mos_std=std, ref=ref,
                    distortion=[KADID_DISTORTIONS[int(m.group(2)) - 1] for m in parsed],
                    level=np.array([int(m.group(3)) for m in parsed]))
 
@@ -327,10 +340,10 @@ def read_bid(root: str | os.PathLike, variant: str | None = None) -> Catalog:
         raise ValueError(f"{label}: 'Image Number' holds non-numbers (rows {np.flatnonzero(numbers.isna())[:5].tolist()})")
     names = [f"DatabaseImage{int(k):04d}.JPG" for k in numbers]
     _unique_names(names, label)
-    mos = _scores(df["Average Subjective Grade"], label, "Average Subjective Grade", names, (0.0, 5.0))
+    mos = _scores(df["Average Subjective Grade"], label, "Average Subjective Grade", names, SCORE_RANGES["bid"])
     found = _index_images(label.parent) or _index_images(root)
     paths = [found.get(n.lower(), label.parent / n) for n in names]
-    return Catalog.build("bid", paths, names, mos, (0.0, 5.0), True, label, mos_std=_optional(df, "std"))
+    return Catalog.build("bid", paths, names, mos, SCORE_RANGES["bid"], True, label, mos_std=_optional(df, "std"))
 
 
 def read_cid2013(root: str | os.PathLike, variant: str | None = None) -> Catalog:
@@ -343,7 +356,7 @@ def read_cid2013(root: str | os.PathLike, variant: str | None = None) -> Catalog
     _require(df, ("Source_ID", "Realigned MOS"), label, "cid2013")
     ids = df["Source_ID"].astype(str).str.strip().tolist()
     _unique_names(ids, label)
-    mos = _scores(df["Realigned MOS"], label, "Realigned MOS", ids, (0.0, 100.0))
+    mos = _scores(df["Realigned MOS"], label, "Realigned MOS", ids, SCORE_RANGES["cid2013"])
     sets = [d for d in (_maybe(root, f"IS{k}", kind="dir") for k in range(1, 7)) if d is not None]
     if not sets:
         raise FileNotFoundError(f"cid2013: no image set folders IS1 ... IS6 under {root}; unpack the whole archive")
@@ -355,7 +368,8 @@ def read_cid2013(root: str | os.PathLike, variant: str | None = None) -> Catalog
     split = [next((p.name for p in path.parents if re.fullmatch(r"IS\d", p.name)), "") for path in paths]
     scenes = ["_".join(i.split("_")[:3]) for i in ids]  # IS_I_C01_D01 -> image set I, scene C01
     ref = pd.factorize(pd.Series(scenes))[0]  # ids in order of first appearance
-    return Catalog.build("cid2013", paths, [f"{i}.jpg" for i in ids], mos, (0.0, 100.0), True, label, ref=ref, split=split)
+    return Catalog.build("cid2013", paths, [f"{i}.jpg" for i in ids], mos, SCORE_RANGES["cid2013"], True, label,
+                         ref=ref, split=split)
 
 
 READERS: dict[str, Callable[..., Catalog]] = {

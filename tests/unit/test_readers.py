@@ -8,13 +8,14 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.io as sio
 from PIL import Image
 
 from aliqa_lib import cli
 from aliqa_lib.authors import koniq_split as authors_koniq_split
 from aliqa_lib.data import ingest
 from aliqa_lib.data import prepare as prep
-from aliqa_lib.data.readers import read_catalog
+from aliqa_lib.data.readers import SCORE_RANGES, read_catalog
 from aliqa_lib.data.store import read_images, read_labels
 
 S = 32
@@ -144,7 +145,8 @@ def test_bid_grades_scaled_by_five(tmp_path):
 def test_cid2013_sets_as_split_and_scenes_as_groups(tmp_path):
     labels, info, *_ = build("cid2013", tmp_path)
     assert list(labels.names) == info["names"]
-    np.testing.assert_allclose(labels.mos01, info["mos"] / 100, rtol=1e-6)
+    np.testing.assert_allclose(labels.mos01, (info["mos"] + 10) / 110, rtol=1e-6)   # -9.5 -> 0.0045
+    assert labels.attrs["score_range"] == [-10.0, 100.0] and labels.mos[0] == -9.5
     assert list(labels.split) == ["IS1"] * 6 + ["IS2"] * 6
     assert labels.ref.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]  # set x scene, three devices each
 
@@ -254,8 +256,33 @@ def test_scores_outside_the_documented_range_are_refused(tmp_path):
     root, _ = fake(tmp_path, "koniq10k")
     # a user pointing at the wrong column
     edit_table(root / "koniq10k_scores_and_distributions.csv", lambda df: df.assign(MOS=df["MOS_zscore"]))
-    with pytest.raises(ValueError, match="outside the documented range 1..5"):
+    with pytest.raises(ValueError, match="outside the published range 1..5"):
         read_catalog("koniq10k", root)
+
+
+@pytest.mark.parametrize("name, column, wrong", [
+    ("cid2013", "Realigned MOS", lambda v: v * 10),          # per mille instead of 0-100
+    ("cid2013", "Realigned MOS", lambda v: v - 20),          # below the lowest published value
+    ("livec", None, lambda v: v * 1.5),
+    ("spaq", "MOS", lambda v: v / 10 - 2),
+    ("kadid10k", "dmos", lambda v: v * 20),
+    ("bid", "Average Subjective Grade", lambda v: v * 20)])
+def test_each_reader_refuses_a_column_outside_what_its_published_files_hold(tmp_path, name, column, wrong):
+    root, _ = fake(tmp_path, name)
+    if name == "livec":
+        mat = root / "Data" / "AllMOS_release.mat"
+        sio.savemat(mat, {"AllMOS_release": wrong(sio.loadmat(mat)["AllMOS_release"])})
+    elif name == "cid2013":
+        xlsx = next(root.glob("*.xlsx"))
+        table = pd.read_excel(xlsx, sheet_name="CID2013 MOS", engine="calamine")
+        table[column] = wrong(table[column])
+        table.to_excel(xlsx, sheet_name="CID2013 MOS", index=False)
+    else:
+        label = next(p for p in root.rglob("*") if p.suffix in (".csv", ".xlsx"))   # the one label file
+        edit_table(label, lambda df: df.assign(**{column: wrong(df[column])}))
+    lo, hi = SCORE_RANGES[name]
+    with pytest.raises(ValueError, match=f"outside the published range {lo:g}..{hi:g}"):
+        read_catalog(name, root)
 
 
 def test_damaged_label_files(tmp_path):
