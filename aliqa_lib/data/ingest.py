@@ -165,7 +165,8 @@ def ingest(catalog: Catalog, out: str | os.PathLike, size: int = 244, workers: i
                              + "; replace it with a good copy (from the download), delete it, or pass --skip-bad "
                              "to leave unreadable images out")
         if not kept:
-            raise ValueError(f"{catalog.dataset}: no image under {catalog.label_file.parent} could be read")
+            raise ValueError(f"{catalog.dataset}: none of the {len(catalog)} images could be read (first: "
+                             f"{unreadable[0][0]}: {unreadable[0][1]}); are these image files?")
         if len(kept) < len(catalog):
             writer.shrink(len(kept))
         final = catalog.labels.subset(np.asarray(kept))

@@ -130,6 +130,17 @@ def test_unreadable_images_are_all_listed_or_skipped(photos, tmp_path, workers):
     assert sorted(name for name, _ in labels.attrs["skipped"]) == ["broken.jpg", "sub/empty.png"]
 
 
+def test_only_unreadable_images_is_a_clear_error_even_with_skip_bad(tmp_path):
+    root = tmp_path / "junk"
+    root.mkdir()
+    for name in ("x.jpg", "y.png"):
+        (root / name).write_bytes(b"not an image")
+    out = tmp_path / "p.h5"
+    with pytest.raises(ValueError, match=r"none of the 2 images could be read \(first: .*junk/x\.jpg"):
+        prepare_folder(root, out, size=S, workers=0, skip_bad=True, progress=False)
+    assert no_store_left(out)
+
+
 def test_no_images_is_a_clear_error(tmp_path):
     empty = tmp_path / "empty"
     (empty / "sub").mkdir(parents=True)
