@@ -64,12 +64,24 @@ def distortion_grid(path: str | os.PathLike, labels: Labels, content: int | None
 
 
 def score_ladder(path: str | os.PathLike, labels: Labels, n: int = 12, ncols: int = 6) -> plt.Figure:
-    """`n` images at evenly spaced score ranks, worst to best, titled with name and raw score."""
+    """`n` images at evenly spaced score ranks, worst to best, titled with what they show and their raw score."""
     order = np.argsort(labels.mos01, kind="stable")
     picks = order[np.unique(np.linspace(0, len(order) - 1, min(n, len(order))).round().astype(int))]
-    titles = [f"{_short(str(labels.names[i]))}\n{labels.mos[i]:.2f}" for i in picks]
-    return image_grid(read_images(path, picks), titles, ncols=ncols,
-                      suptitle=f"{labels.attrs['dataset']}: worst to best (raw score)")
+    titles = [f"{caption(labels, i)}: {labels.mos[i]:.2f}" for i in picks]
+    fig = image_grid(read_images(path, picks), titles, ncols=ncols,
+                     suptitle=f"{labels.attrs['dataset']}: worst to best (raw score)")
+    fig.tight_layout(h_pad=1.2)                               # room for two-line titles
+    return fig
+
+
+def caption(labels: Labels, i: int) -> str:
+    """Two short lines for image i: its content and, where the store lists them, distortion and level
+    (else its name cut in the middle)."""
+    if labels.distortion is None or labels.level is None:
+        return _short(str(labels.names[i]))
+    kind = str(labels.distortion[i])
+    what = kind if kind == "reference" else f"{_short(kind, 16)} L{labels.level[i]}"
+    return f"{_short(str(labels.names[i]).split('__')[0], 18)}\n{what}"
 
 
 def _short(name: str, width: int = 22) -> str:
