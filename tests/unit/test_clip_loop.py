@@ -129,3 +129,10 @@ def test_independent_al_iqa_too_small_is_recorded_and_warned(offline):
     with pytest.warns(UserWarning, match="one fused round"):
         row = experiments.run_one(small, "al_iqa", 0.3, 0, experiments.ExperimentConfig(train=training.TrainConfig(epochs=3)))
     assert row["rounds"] == 1 and row["note"].startswith("one fused round")
+
+
+def test_clip_weights_parameter(tmp_path):
+    assert clip.clip_from_parameter("") is None and clip.clip_from_parameter(None) is None
+    assert clip.clip_from_parameter("tiny", seed=2).weights_id == "tiny:seed2"
+    with pytest.raises(FileNotFoundError, match="not found"):
+        clip.clip_from_parameter(tmp_path / "missing.bin")
