@@ -120,6 +120,8 @@ def test_released_model_predicts_like_their_forward_pass(checkpoint, tmp_path):
     np.testing.assert_allclose(pred, expected, rtol=1e-5, atol=1e-6)
     sub = authors.predict_released(model, tmp_path / "s.h5", indices=[4, 1], progress=False)
     np.testing.assert_allclose(sub, expected[[4, 1]], rtol=1e-5, atol=1e-6)
+    half = authors.predict_released(model, tmp_path / "s.h5", amp=True, progress=False)   # float16 autocast, as they ran
+    assert not np.array_equal(half, pred) and np.abs(half - expected).max() < 5e-3
     with pytest.raises(RuntimeError, match="no token-embedding table"):
         model.clip.encode_text(open_clip.tokenize(["a photo."]))
     tiny_store(tmp_path / "small.h5", n=2, size=40)
