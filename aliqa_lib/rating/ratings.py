@@ -122,6 +122,27 @@ class RatingsFile:
             self._write(rows, locked=True)
         return len(rows)
 
+    def import_csv(self, path: str | os.PathLike, rater: str = "") -> int:
+        """Add ratings collected elsewhere: a CSV with columns name,score (ACR 1..5) and optionally rater
+        (else `rater`). Each row's ref is <file name>:<line>, so importing the same file again adds
+        nothing. All rows are checked before any is written; returns how many were added."""
+        path = Path(path)
+        try:
+            table = pd.read_csv(path, dtype={"name": str, "rater": str}, keep_default_na=False)
+        except Exception as err:  # noqa: BLE001 - any parser error means an unreadable file
+            raise RatingsError(f"cannot read ratings CSV {path}: {err}") from None
+        missing = [c for c in ("name", "score") if c not in table.columns]
+        if missing:
+            raise RatingsError(f"{path} lacks column(s) {missing} (it has {list(table.columns)}); expected name,score[,rater]")
+        scores = pd.to_numeric(table["score"], errors="coerce")
+        bad = np.flatnonzero(~scores.isin([1, 2, 3, 4, 5]).to_numpy())
+        if bad.size:
+            raise RatingsError(f"{path}, line {bad[0] + 2}: score {table['score'].iloc[bad[0]]!r} is not an ACR category "
+                               f"1..5 ({bad.size} such rows); fix them, nothing was imported")
+        records = [dict(name=row["name"], score=int(score), rater=row.get("rater", rater) or rater, source="csv",
+                        ref=f"{path.name}:{i + 2}") for i, (row, score) in enumerate(zip(table.to_dict("records"), scores))]
+        return self.extend(records)
+
     def carry_over(self, old: str | os.PathLike) -> dict[str, int]:
         """Copy every row of a ratings file written for an earlier build of this store (same photos by
         name, other positions) into this store's empty ratings file, in order, retractions included;

@@ -250,3 +250,22 @@ def test_carry_over_after_the_store_was_rebuilt(store, tmp_path):
     assert again.read()[["name", "position", "score"]].values.tolist() == [["1.png", 2, 4], ["6.png", 0, 3]]
     with pytest.raises(RatingsError, match="already holds ratings"):
         again.carry_over(old)
+
+
+def test_import_csv_once_and_checked(store, tmp_path):
+    ratings = RatingsFile(store)
+    good = tmp_path / "sheet.csv"
+    pd.DataFrame({"name": ["2.png", "4.png", "2.png"], "score": [5, 1, 3], "rater": ["x", "x", "y"]}).to_csv(good, index=False)
+    assert ratings.import_csv(good) == 3
+    assert ratings.import_csv(good) == 0                     # same file again: nothing new
+    assert ratings.opinions().loc[2, "mos"] == 4 and ratings.opinions().loc[2, "count"] == 2
+    assert set(ratings.read()["source"]) == {"csv"}
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"name": ["1.png", "3.png"], "score": [4, 4.5]}).to_csv(bad, index=False)
+    with pytest.raises(RatingsError, match=r"bad.csv, line 3: score .*4.5"):
+        ratings.import_csv(bad)
+    unknown = tmp_path / "unknown.csv"
+    pd.DataFrame({"name": ["zz.png"], "score": [4]}).to_csv(unknown, index=False)
+    with pytest.raises(RatingsError, match="no image 'zz.png'"):
+        ratings.import_csv(unknown)
+    assert len(ratings.history()) == 3
