@@ -185,3 +185,14 @@ def test_store_allows_nan_only_when_it_says_scores_are_unknown(tmp_path):
                 w.write_images(0, images)
                 w.set_labels(mos=[np.nan, 0.5], mos01=mos01, names=["a", "b"])
         assert no_store_left(tmp_path / "s.h5")
+
+
+def test_the_one_prepare_entry_point_routes_folders(photos, tmp_path):
+    from aliqa_lib.data.prepare import prepare
+
+    out = prepare("folder", root=photos, out=tmp_path / "p.h5", size=S, workers=0, progress=False)
+    assert read_labels(out).names.tolist() == sorted(COLOURS)
+    with pytest.raises(ValueError, match="needs --root"):
+        prepare("folder", out=tmp_path / "q.h5")
+    with pytest.raises(ValueError, match="no variants"):
+        prepare("folder", root=photos, variant="all")
