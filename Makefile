@@ -3,8 +3,13 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.aliqa-installed
+# The Label Studio server of the real-server tests (tests/functional/test_label_studio.py) lives in its own
+# environment, so its pinned dependencies never disturb the project's; its SDK version matches pyproject's.
+LS_VENV ?= .venv-labelstudio
+LS_VERSION := 1.23.2
+LS_STAMP := $(LS_VENV)/.aliqa-installed-$(LS_VERSION)
 
-.PHONY: setup tutorial test test-fast lint smoke bench clean chromium
+.PHONY: setup tutorial test test-fast lint smoke bench clean chromium labelstudio
 
 setup: $(STAMP)
 
@@ -19,7 +24,7 @@ tutorial: $(STAMP)  ## run every numbered notebook on the embedded dataset into 
 smoke: $(STAMP)  ## the same, small and fast
 	$(PY) -m aliqa_lib tutorial --smoke --out outputs/smoke
 
-test: lint chromium  ## every tier: unit, the notebooks in smoke mode (their records asserted), functional, browser
+test: lint chromium $(LS_STAMP)  ## every tier: unit, the notebooks in smoke mode (their records asserted), functional, browser
 	$(PY) -m pytest
 
 # The browser tier drives the system Chromium (Debian's package) through playwright; nothing is downloaded
@@ -34,6 +39,13 @@ chromium:
 	    echo "make test: no Chromium and not root (or no apt-get): the browser tier will be SKIPPED;" \
 	         "install it with 'sudo apt-get install -y chromium' or set ALIQA_CHROMIUM=/path/to/chromium"; \
 	  fi; }
+
+labelstudio: $(LS_STAMP)  ## the Label Studio server's own environment (made by make test when missing)
+
+$(LS_STAMP):
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet label-studio==$(LS_VERSION)
+	touch $(LS_STAMP)
 
 test-fast: $(STAMP)  ## the unit tier only (under 2 minutes)
 	$(PY) -m pytest tests/unit

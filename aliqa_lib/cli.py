@@ -51,6 +51,9 @@ def parser() -> argparse.ArgumentParser:
     rel.add_argument("--device", default="cpu", help="torch device (default cpu)")
     rel.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     rel.add_argument("--out", default=None, help="CSV to write (default: outputs/test_released/<checkpoint>.csv)")
+    from .rating.label_studio import add_parser as add_label_studio
+
+    add_label_studio(sub)
     return p
 
 
@@ -117,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args)
         elif args.command == "test-released":
             return _test_released(args)
+        elif args.command == "label-studio":
+            from .rating.label_studio import run as run_label_studio
+
+            return run_label_studio(args)
     except (StoreError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
