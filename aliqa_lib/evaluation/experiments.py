@@ -359,7 +359,7 @@ def cross_dataset(train: Inputs, test_features: np.ndarray, test_mos01: np.ndarr
     pool, _ = _split(train, config, seed)
     picked = _select(train, selector, pool, defaults.budget_size(budget_share, len(pool)), seed, config.train).positions
     tr, va = split_budget(picked, seed=seed, groups=train.groups)
-    result = training.train_heads(train.features, train.mos01, tr, va, config.train, progress=False)
+    result = train_model(train.features, train.mos01, tr, va, config.train, train.clip)   # CLIP: prompt learners
     pred = training.predict(result.model, test_features)
     return dict(train_dataset=train.dataset, test_dataset=test_dataset, selector=selector, seed=seed,
                 n_labelled=len(picked), **metrics.evaluate(pred, test_mos01, fit=config.fit))

@@ -136,3 +136,12 @@ def test_clip_weights_parameter(tmp_path):
     assert clip.clip_from_parameter("tiny", seed=2).weights_id == "tiny:seed2"
     with pytest.raises(FileNotFoundError, match="not found"):
         clip.clip_from_parameter(tmp_path / "missing.bin")
+
+
+def test_cross_dataset_with_clip_inputs_trains_prompt_learners(clip_inputs, monkeypatch):
+    calls = []
+    real = training.train_prompts
+    monkeypatch.setattr(training, "train_prompts", lambda *a, n_ctx=8, **k: calls.append(n_ctx) or real(*a, n_ctx=n_ctx, **k))
+    row = experiments.cross_dataset(clip_inputs, clip_inputs.features, clip_inputs.mos01, "itself", selector="random",
+                                    budget_share=0.5, config=experiments.ExperimentConfig(train=FAST))
+    assert calls == [8] and row["n_labelled"] == 30 and np.isfinite(row["srcc"])
