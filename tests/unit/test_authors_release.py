@@ -171,6 +171,27 @@ def test_test_released_command_prints_and_writes_the_table(checkpoint, tmp_path,
         authors.released_ratio("model.pt")
 
 
+def test_released_table_scores_koniq_on_the_checkpoints_held_out_images(checkpoint, tmp_path, monkeypatch):
+    from aliqa_lib.data.store import StoreWriter
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(8, 244, 244, 3), dtype=np.uint8)
+    mos = np.linspace(1, 5, 8)
+    with StoreWriter(tmp_path / "koniq.h5", n=8, size=244, dataset="koniq10k", score_range=(1, 5)) as w:
+        w.write_images(0, images)
+        w.set_labels(mos=mos, mos01=(mos - 1) / 4, names=[f"{i}.jpg" for i in range(8)])
+    held_out = np.array([6, 0, 3, 5])
+    calls = []
+    monkeypatch.setattr(authors, "koniq_split", lambda labels, ratio, all_names=None: calls.append(ratio)
+                        or (np.array([1, 2, 4, 7]), held_out))
+    table = authors.released_table(authors.load_released_model(checkpoint[0]), [tmp_path / "koniq.h5"], 25, progress=False)
+    from scipy import stats
+
+    pred = authors_forward(checkpoint[1], images[held_out])
+    assert calls == [25] and table.loc[0, "images"] == 4 and table.loc[0, "part"].startswith("held-out (75%")
+    assert table.loc[0, "srcc"] == pytest.approx(stats.spearmanr(pred, (mos[held_out] - 1) / 4)[0], abs=1e-9)
+
+
 # ---------------------------------------------------------------- the activation follows the weights
 
 
