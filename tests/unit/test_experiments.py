@@ -128,13 +128,13 @@ def test_summary_hand_computed():
     assert s.loc["x", "vs_random"] == pytest.approx(0.15)                # paired: (0.1 + 0.2) / 2
     assert s.loc["x", "vs_random_se"] == pytest.approx(np.std([0.1, 0.2], ddof=1) / np.sqrt(2))
     assert s.loc["x", "share_of_ceiling"] == pytest.approx((0.6 / 0.8 + 0.9 / 1.0) / 2)
-    assert bool(s.loc["x", "beats_random"]) is False                     # 0.15 > 2 * 0.05, but 2 seeds only
+    assert s.loc["x", "beats_random"] == "too few seeds"                 # 0.15 > 2 * 0.05, but 2 seeds only
     reach = experiments.budget_to_reach(s.reset_index(), 0.8)
     assert reach["x"] == 0.1 and np.isnan(reach["random"])
     rows = [dict(selector=name, budget=0.1, seed=seed, srcc=0.5 + 0.01 * seed + (0.1 + 0.01 * (seed % 2)) * (name == "x"))
             for seed in range(defaults.MIN_PAIRED_SEEDS) for name in ("random", "x")]
     s = experiments.summarise(pd.DataFrame(rows)).set_index("selector")
-    assert s.loc["x", "n_paired"] == defaults.MIN_PAIRED_SEEDS and bool(s.loc["x", "beats_random"]) is True
+    assert s.loc["x", "n_paired"] == defaults.MIN_PAIRED_SEEDS and s.loc["x", "beats_random"] is True
 
 
 def test_cross_dataset(inputs):

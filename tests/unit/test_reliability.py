@@ -10,12 +10,14 @@ import sys
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import tiny_notebook, tiny_store
+from scipy import stats
 
-from aliqa_lib import checks, cli
+from aliqa_lib import checks, cli, defaults
 from aliqa_lib.cache import atomic_path, cache_path, cached_array
-from aliqa_lib.evaluation import metrics, sweep
+from aliqa_lib.evaluation import experiments, metrics, paired, sweep
 from aliqa_lib.notebook import select_notebooks
 from aliqa_lib.selection import strategies
 
@@ -196,3 +198,57 @@ def test_processes_adding_different_entries_at_once_lose_none(tmp_path):
     with h5py.File(cache_path(store), "r") as fh:
         assert sorted(float(fh[k][:].sum()) for k in fh) == sums
     assert not _partials(cache_path(store))
+
+
+# ---------------------------------------------------------------- sound comparisons
+
+
+def _table(diffs: dict[tuple[str, float], list[float]], base: list[float]) -> pd.DataFrame:
+    """Runs of random (`base` per seed) and of each (selector, budget) at base + its paired differences."""
+    rows = []
+    for budget in sorted({b for _, b in diffs}):
+        rows += [dict(selector="random", budget=budget, seed=s, srcc=v) for s, v in enumerate(base)]
+    for (name, budget), d in diffs.items():
+        rows += [dict(selector=name, budget=budget, seed=s, srcc=base[s] + v) for s, v in enumerate(d)]
+    rows += [dict(selector="full_pool", budget=1.0, seed=s, srcc=0.9) for s in range(len(base))]
+    return pd.DataFrame(rows)
+
+
+def test_paired_tests_agree_with_scipy():
+    base = [0.41, 0.52, 0.38, 0.61, 0.47, 0.55]
+    diffs = {("a", 0.1): [0.05, 0.02, 0.07, 0.03, 0.06, 0.01], ("b", 0.1): [0.04, -0.03, 0.02, -0.01, 0.05, 0.00],
+             ("a", 0.25): [-0.02, 0.01, -0.04, 0.00, -0.03, 0.02]}
+    s = experiments.summarise(_table(diffs, base)).set_index(["selector", "budget"])
+    for key, d in diffs.items():
+        x, r = np.add(base, d), np.asarray(base)
+        assert s.loc[key, "p_t"] == pytest.approx(stats.ttest_rel(x, r).pvalue)
+        assert s.loc[key, "t"] == pytest.approx(stats.ttest_rel(x, r).statistic)
+        assert s.loc[key, "p_wilcoxon"] == pytest.approx(stats.wilcoxon(x, r).pvalue)
+        half = stats.t.ppf(0.975, len(d) - 1) * np.std(d, ddof=1) / np.sqrt(len(d))   # 5 degrees of freedom
+        assert s.loc[key, "vs_random_ci95"] == pytest.approx(half)
+    p = [s.loc[k, "p_t"] for k in diffs]
+    assert s.loc[list(diffs), "p_holm"].tolist() == pytest.approx(paired.holm(p))
+    assert (s.comparisons == 3).all() and np.isnan(s.loc[("random", 0.1), "p_holm"])
+    assert s.loc[("a", 0.1), "beats_random"] is True and s.loc[("b", 0.1), "beats_random"] is False
+    assert s.loc[("random", 0.1), "beats_random"] is False
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04 -> 3 x 0.01, 2 x 0.03, 1 x 0.04, then running maximum: 0.03, 0.06, 0.06
+    assert paired.holm([0.04, 0.01, np.nan, 0.03]).tolist()[:2] == pytest.approx([0.06, 0.03])
+    assert np.isnan(paired.holm([0.04, 0.01, np.nan, 0.03])[2]) and paired.holm([0.04, 0.01, np.nan, 0.03])[3] == 0.06
+    assert paired.holm([0.5, 0.6]).tolist() == [1.0, 1.0] and paired.holm([]).size == 0
+
+
+def test_no_verdict_from_too_few_seeds_and_none_from_two_standard_errors_alone():
+    base = [0.4, 0.5, 0.45, 0.55]
+    s = experiments.summarise(_table({("a", 0.1): [0.2, 0.21, 0.19, 0.2]}, base)).set_index("selector")
+    assert s.loc["a", "beats_random"] == paired.TOO_FEW and s.loc["random", "beats_random"] == paired.TOO_FEW
+    assert defaults.MIN_PAIRED_SEEDS > 4
+    # 5 seeds, mean difference 2.7 standard errors: the old "two standard errors" rule said True, but the
+    # paired t-test with 4 degrees of freedom needs 2.78 for p < 0.05, before any adjustment
+    d = np.array([0.1, 0.0, 0.06, 0.02, 0.11])
+    t = d.mean() / (d.std(ddof=1) / np.sqrt(5))
+    assert 2 < t < stats.t.ppf(0.975, 4)
+    s = experiments.summarise(_table({("a", 0.1): list(d)}, [0.4, 0.5, 0.45, 0.55, 0.5])).set_index("selector")
+    assert s.loc["a", "p_t"] > 0.05 and s.loc["a", "beats_random"] is False
