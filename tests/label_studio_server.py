@@ -67,10 +67,11 @@ def template(exe: Path, timeout: float = START_TIMEOUT) -> Path:
 
 @dataclass
 class LocalLabelStudio:
-    """A running server: `url`, the admin's legacy `token`, its data folder and log."""
+    """A running server: `url`, the admin's legacy `token` and `password`, its data folder and log."""
 
     url: str
     token: str
+    password: str
     data_dir: Path
     log: Path
     process: subprocess.Popen
@@ -100,15 +101,15 @@ def start(exe: Path, workdir: Path, timeout: float = START_TIMEOUT) -> LocalLabe
     """Start a fresh server on a copy of the template; wait (at most `timeout` s) until it is healthy."""
     data_dir = workdir / "label-studio-data"
     shutil.copytree(template(exe, timeout), data_dir)
-    port, token = free_port(), secrets.token_hex(20)
+    port, token, password = free_port(), secrets.token_hex(20), secrets.token_hex(12)
     log = workdir / "label-studio.log"
     cmd = [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-           "--data-dir", str(data_dir), "--username", ADMIN, "--password", secrets.token_hex(12),
+           "--data-dir", str(data_dir), "--username", ADMIN, "--password", password,
            "--user-token", token, "--enable-legacy-api-token", "--log-level", "WARNING"]
     with open(log, "wb") as fh:
         process = subprocess.Popen(cmd, env=_env(), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
-    server = LocalLabelStudio(f"http://127.0.0.1:{port}", token, data_dir, log, process)
+    server = LocalLabelStudio(f"http://127.0.0.1:{port}", token, password, data_dir, log, process)
     deadline = time.monotonic() + timeout
     while not _healthy(server.url):
         if process.poll() is not None or time.monotonic() > deadline:

@@ -56,7 +56,7 @@ MIN_RATINGS = 3          # images with fewer ratings stay in the pool
 MAX_SIDE = 1024          # longest side of the image shown to raters (KonIQ-10k showed 1024 x 768)
 BROWSER_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
                  ".bmp": "image/bmp"}
-LEGEND = "   ".join(f"{k} {word}" for k, word in ACR_LABELS.items())
+LEGEND = " · ".join(f"{k} {word}" for k, word in ACR_LABELS.items())   # 1 bad · 2 poor · ... · 5 excellent
 LABEL_CONFIG = f"""<View>
   <Header value="How good is the quality of this image?"/>
   <Image name="{IMAGE_NAME}" value="$image" zoom="true"/>
@@ -64,7 +64,7 @@ LABEL_CONFIG = f"""<View>
   <Header value="{LEGEND}" size="5"/>
 </View>"""
 INSTRUCTION = ("Rate the technical quality of each image on the five categories of absolute category rating: "
-               f"{LEGEND.replace('   ', ', ')}. Judge sharpness, noise, exposure, colour and compression "
+               f"{LEGEND.replace(' · ', ', ')}. Judge sharpness, noise, exposure, colour and compression "
                "artefacts, not the subject or the composition.")
 
 
