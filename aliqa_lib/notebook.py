@@ -22,6 +22,7 @@ from .paths import output_dir, outputs_dir, project_root
 from .results import RUN_DIR_ENV, record
 
 PARAMETER = re.compile(r"^[A-Z][A-Z0-9_]*$")
+HEADLESS_ENV = "ALIQA_HEADLESS"   # set by the runner in its kernels: no progress bars there
 
 
 @dataclass
@@ -87,7 +88,7 @@ def _store(params: dict[str, Any], prepare_store: bool) -> Path:
     options = {"root": "ROOT", "size": "SIZE", "workers": "WORKERS", "skip_bad": "SKIP_BAD", "variant": "VARIANT"}
     given = {arg: params[key] for arg, key in options.items() if key in params}
     return prepare(params.get("DATASET", "synthetic"), out=store, seed=params["SEED"], smoke=bool(params["SMOKE"]),
-                   progress=prepare_store, **given)
+                   progress=prepare_store and not os.environ.get(HEADLESS_ENV), **given)
 
 
 def notebook_dir() -> Path:
@@ -170,14 +171,19 @@ def execute(notebook: str | os.PathLike, executed: str | os.PathLike, run_dir: s
 
 @contextlib.contextmanager
 def inline_figures() -> Iterator[None]:
-    """Let the notebook kernel show figures inline: a non-interactive MPLBACKEND (e.g. Agg, which
-    headless scripts and CI set) would reach the kernel and make every plt.show() blank."""
-    saved = os.environ.pop("MPLBACKEND", None)
+    """Set the environment the runner's kernels inherit: figures inline (a non-interactive MPLBACKEND,
+    e.g. Agg, which headless scripts and CI set, would make every plt.show() blank) and HEADLESS_ENV,
+    so that progress bars stay quiet (no frontend draws them, and an executed notebook would keep a
+    frozen bar as text)."""
+    saved = {name: os.environ.pop(name, None) for name in ("MPLBACKEND", HEADLESS_ENV)}
+    os.environ[HEADLESS_ENV] = "1"
     try:
         yield
     finally:
-        if saved is not None:
-            os.environ["MPLBACKEND"] = saved
+        for name, value in saved.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value
 
 
 def run_notebook(notebook: str | os.PathLike, out_dir: str | os.PathLike, parameters: dict[str, Any] | None = None,

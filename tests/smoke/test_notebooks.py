@@ -39,14 +39,47 @@ def test_notebook_is_clean_and_parameterised(path):
 
 
 @pytest.fixture(scope="session")
-def smoke_runs(smoke_store, tmp_path_factory):
-    """Every notebook run once in smoke mode on the small embedded store; their results by number."""
+def smoke_folder(smoke_store, tmp_path_factory):
+    """Every notebook run once in smoke mode on the small embedded store: the folder that holds the
+    executed notebooks (NN_name.ipynb) and their output folders (NN_name/)."""
     out = tmp_path_factory.mktemp("smoke_runs")
-    results = {}
-    for number, path in NOTEBOOKS.items():
+    for path in NOTEBOOKS.values():
         run_notebook(path, out, {"SMOKE": True, "SEED": SEED, "STORE": str(smoke_store)})
-        results[number] = al.read_results(out / path.stem)
-    return results
+    return out
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(smoke_folder):
+    """What each smoke run recorded, by notebook number."""
+    return {number: al.read_results(smoke_folder / path.stem) for number, path in NOTEBOOKS.items()}
+
+
+def _output_text(output: dict) -> str:
+    """The text a reader sees for one cell output (streams, plain-text results, tracebacks)."""
+    if output["output_type"] == "stream":
+        return output["text"]
+    if output["output_type"] == "error":
+        return "\n".join(output["traceback"])
+    return output.get("data", {}).get("text/plain", "")
+
+
+@pytest.mark.parametrize("number", NOTEBOOKS, ids=lambda n: NOTEBOOKS[n].stem)
+def test_executed_notebook_shows_every_figure_and_no_noise(number, smoke_folder):
+    path = NOTEBOOKS[number]
+    nb = nbformat.read(smoke_folder / path.name, as_version=4)
+    outputs = [(i, o) for i, c in enumerate(nb.cells) if c.cell_type == "code" for o in c.outputs]
+    saved = sorted(p.name for p in (smoke_folder / path.stem).glob("*.png"))
+    inline = sum("image/png" in o.get("data", {}) for _, o in outputs)
+    assert inline >= len(saved), f"{len(saved)} figures saved ({saved}) but {inline} shown inline"
+    for i, o in outputs:
+        text = _output_text(o)
+        assert o["output_type"] != "error", f"cell {i}: {text[-500:]}"
+        assert text.count("\n") < 60, f"cell {i} prints {text.count(chr(10))} lines: show a summary or a figure"
+        assert "PosixPath(" not in text, f"cell {i} shows a raw return value: {text[:200]}"
+        stderr = o["output_type"] == "stream" and o["name"] == "stderr"
+        assert not stderr, f"cell {i} writes to stderr (a warning?): {text[:300]}"
+        assert "Warning:" not in text, f"cell {i} shows a warning: {text[:300]}"
+        assert not re.search(r"\d+%\|", text), f"cell {i} shows a progress bar as text: {text[:200]}"
 
 
 def test_every_run_records_its_seed_smoke_flag_and_preset(smoke_runs):
