@@ -1,12 +1,14 @@
 """Issue 14, end to end: recordings land in the run's folder; a parallel sweep from an empty cache
-completes every point."""
+completes every point; an interrupted preparation leaves nothing that lasts."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import h5py
@@ -57,4 +59,34 @@ def test_parallel_sweep_from_an_empty_cache_completes_every_point(smoke_store, t
     assert table.total.tolist() == [4950.0, 4951.0, 4952.0, 4953.0] and table.votes.nunique() == 1
     with h5py.File(cache_path(store), "r") as fh:
         assert len(fh) == 2                              # each entry written once
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+def _preparing(out):
+    """`prepare synthetic --smoke` into `out`, returned once its partial file exists."""
+    proc = subprocess.Popen([sys.executable, "-m", "aliqa_lib", "prepare", "synthetic", "--smoke", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(1200):
+        if list(out.parent.glob(f".{out.name}.*.partial")) or proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "the preparation ended before it wrote anything"
+    return proc
+
+
+def test_an_interrupted_preparation_leaves_nothing_that_lasts(tmp_path):
+    out = tmp_path / "store.h5"
+    proc = _preparing(out)
+    proc.send_signal(signal.SIGINT)                              # Ctrl-C: cleaned up at once
+    assert proc.wait(120) != 0
+    assert not list(tmp_path.glob(".*.partial")) and not out.exists()
+    proc = _preparing(out)
+    proc.kill()                                                  # SIGKILL: nothing can clean up ...
+    proc.wait(60)
+    (stale,) = tmp_path.glob(".*.partial")
+    assert f"-{proc.pid}." in stale.name
+    again = subprocess.run([sys.executable, "-m", "aliqa_lib", "prepare", "synthetic", "--smoke", "--out", str(out)],
+                           capture_output=True, text=True)
+    assert again.returncode == 0 and out.exists()               # ... until the next preparation of it
+    assert f"removed {stale}" in again.stderr and f"left by process {proc.pid}" in again.stderr
     assert not list(tmp_path.glob(".*.partial"))
