@@ -34,6 +34,12 @@ DISTILL_RESOLUTION = 32   # side of distilled and downsampled pool images
 DISTILL_ITERATIONS = 200  # optimisation steps per repeat
 DISTILL_REPEATS = 5       # independent distillations (the authors released 5)
 
+# Content criterion on a folder of your own photos (notebook 08): a collection of a few hundred
+# images is distilled into fewer images in fewer steps, so the whole loop stays within two minutes.
+FOLDER_DISTILL_IMAGES = 16
+FOLDER_DISTILL_ITERATIONS = 60
+FOLDER_DISTILL_REPEATS = 3
+
 # Training of the heads on cached features.
 EPOCHS = 200
 
@@ -51,6 +57,9 @@ SMOKE_PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     }),
     "07_sweep": MappingProxyType({
         "SELECTORS": ["random", "kcenter", "al_iqa"], "BUDGETS": [0.1, 0.3], "SEEDS": 2, "EPOCHS": 20,
+    }),
+    "08_your_images": MappingProxyType({
+        "EXAMPLE_DISTORTED": 5, "ROUND_SIZE": 5, "ROUNDS": 2, "FOLDER_DISTILL_IMAGES": 8, "FOLDER_DISTILL_ITERATIONS": 20,
     }),
 })
 

@@ -31,18 +31,19 @@ class Run:
 
     name: str
     out: Path
-    store: Path
-    labels: Labels
+    store: Path | None
+    labels: Labels | None
     params: dict[str, Any]
 
 
-def start(name: str, namespace: MutableMapping[str, Any], prepare_store: bool = False) -> Run:
+def start(name: str, namespace: MutableMapping[str, Any], prepare_store: bool = False, needs_store: bool = True) -> Run:
     """Start notebook `name` from its parameters (the UPPER_CASE names in `namespace`, i.e. globals()).
 
     With SMOKE=True the smoke preset of defaults.SMOKE_PRESETS replaces the parameters it lists, in
     `namespace` too, and says so. The store is STORE when given, else the dataset DATASET prepared
     (or reused) under data/cache/; `prepare_store=True` (notebook 01) prepares STORE itself from the
-    preparation parameters. Seed, smoke flag, parameters and any preset change go to results.json.
+    preparation parameters; `needs_store=False` (notebook 08, which prepares a folder of its own)
+    leaves store and labels None. Seed, smoke flag, parameters and any preset change go to results.json.
     """
     params = {k: v for k, v in namespace.items() if PARAMETER.match(k) and _is_value(v)}
     missing = [k for k in ("SEED", "SMOKE", "OUT_DIR") if k not in params]
@@ -58,13 +59,14 @@ def start(name: str, namespace: MutableMapping[str, Any], prepare_store: bool = 
             print("SMOKE preset (aliqa_lib.defaults.SMOKE_PRESETS): "
                   + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()))
     out = output_dir(name, params["OUT_DIR"])
-    store = _store(params, prepare_store)
-    labels = read_labels(store)
+    store = _store(params, prepare_store) if needs_store else None
+    labels = read_labels(store) if store is not None else None
     record("seed", params["SEED"], out)
     record("smoke", bool(params["SMOKE"]), out)
     record("parameters", {k: v for k, v in params.items() if k != "OUT_DIR"}, out)
     record("smoke_preset", changed, out)
-    print(f"{labels.attrs['dataset']}: {len(labels)} images in {store}; outputs in {out}")
+    print(f"{labels.attrs['dataset']}: {len(labels)} images in {store}; outputs in {out}" if labels is not None
+          else f"outputs in {out}")
     return Run(name=name, out=out, store=store, labels=labels, params=params)
 
 

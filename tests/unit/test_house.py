@@ -16,7 +16,8 @@ from aliqa_lib.data.schema import Labels
 from aliqa_lib.notebook import list_notebooks, run_notebook, start
 
 SHARED = ("TEST_FRACTION", "BACKBONE", "BACKBONE_WEIGHTS", "POOLING", "DISTILL_IMAGES", "DISTILL_RESOLUTION",
-          "DISTILL_ITERATIONS", "DISTILL_REPEATS", "EPOCHS", "CLIP_WEIGHTS", "CLIP_MODEL")
+          "DISTILL_ITERATIONS", "DISTILL_REPEATS", "EPOCHS", "CLIP_WEIGHTS", "CLIP_MODEL",
+          "FOLDER_DISTILL_IMAGES", "FOLDER_DISTILL_ITERATIONS", "FOLDER_DISTILL_REPEATS")
 
 
 def test_public_surface_keeps_working_from_the_new_homes():
