@@ -36,7 +36,8 @@ import json
 import os
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,22 @@ def _detail(err: Any) -> str:
     if isinstance(body, dict):
         return str(body.get("detail") or body.get("validation_errors") or body)[:300]
     return str(body)[:300]
+
+
+@contextmanager
+def _talking(server: Server, what: str) -> Iterator[None]:
+    """Turn a lost connection or an API error while doing `what` into a LabelStudioError."""
+    import httpx
+    from label_studio_sdk.core.api_error import ApiError
+
+    try:
+        yield
+    except httpx.HTTPError as err:
+        raise LabelStudioError(f"lost Label Studio at {server.url} while {what} ({type(err).__name__}); nothing "
+                               "that was already written to the ratings file is lost: run it again") from None
+    except ApiError as err:
+        raise LabelStudioError(f"Label Studio at {server.url} answered HTTP {err.status_code} while {what}: "
+                               f"{_detail(err)}") from None
 
 
 def _server(server: Server | None, url: str | None, api_key: str | None) -> Server:
@@ -288,17 +305,18 @@ def push(store: str | os.PathLike, positions: Iterable[int], round_number: int |
          server: Server | None = None, min_ratings: int = MIN_RATINGS, max_side: int = MAX_SIDE, batch: int = 20) -> PushReport:
     """Import the images at `positions` of `store` as rating tasks (those already imported are left as
     they are) into `project` (default: the store's own project, created when missing)."""
-    from label_studio_sdk.core.api_error import ApiError
-
     from .ratings import store_id
 
     store = Path(store)
     names = store_names(store)
     sid = store_id(names)
     picks = _check_positions(positions, names, store)
+    if int(min_ratings) < 1:
+        raise ValueError(f"min_ratings is the number of raters each image is offered to, >= 1; got {min_ratings}")
     server = _server(server, url, api_key)
-    pid, _ = find_project(server, store, project, title, create=True, min_ratings=min_ratings)
-    known = imported_positions(server.client, pid, sid)
+    with _talking(server, "finding the project and its tasks"):
+        pid, _ = find_project(server, store, project, title, create=True, min_ratings=min_ratings)
+        known = imported_positions(server.client, pid, sid)
     new = [p for p in picks if p not in known]
     root = _source_root(store)
     for start in range(0, len(new), batch):
@@ -306,12 +324,9 @@ def push(store: str | os.PathLike, positions: Iterable[int], round_number: int |
         for p in new[start:start + batch]:
             info = dict(store_id=sid, position=p, name=str(names[p]), round=round_number)
             tasks.append(dict(data=dict(image=image_uri(store, p, str(names[p]), root, max_side), **info), meta=info))
-        try:
+        with _talking(server, f"importing tasks into project {pid} (positions {new[:start]} were imported; a re-run "
+                              "adds the rest)"):
             server.client.projects.import_tasks(pid, request=tasks)
-        except ApiError as err:
-            raise LabelStudioError(f"Label Studio project {pid} refused the tasks (HTTP {err.status_code}): "
-                                   f"{_detail(err)}; the positions {new[:start]} were imported, a re-run adds the rest") \
-                from None
     return PushReport(project=pid, added=tuple(new), already=tuple(p for p in picks if p in known), url=server.url)
 
 
@@ -383,17 +398,21 @@ def pull(store: str | os.PathLike, project: int | None = None, title: str | None
     store = Path(store)
     ratings = ratings if ratings is not None else RatingsFile(store)
     server = _server(server, url, api_key)
-    pid, control = find_project(server, store, project, title, create=False)
-    raters = _raters(server.client)
     records: list[dict[str, Any]] = []
     skipped: list[str] = []
-    for task in _tasks(server.client, pid, include="id,meta,total_annotations,cancelled_annotations"):
-        position = _task_position(task, ratings.names, ratings.store_id, skipped)
-        if position is not None and task.cancelled_annotations:
-            skipped.append(f"task {task.id} ({ratings.names[position]}): skipped by {task.cancelled_annotations} rater(s)")
-        if position is not None and task.total_annotations:
-            records += _task_records(server.client, task, position, str(ratings.names[position]), control, raters,
-                                     skipped)
+    with _talking(server, "reading the annotations (nothing was written to the ratings file)"):
+        pid, control = find_project(server, store, project, title, create=False)
+        raters = _raters(server.client)
+        for task in _tasks(server.client, pid, include="id,meta,total_annotations,cancelled_annotations"):
+            position = _task_position(task, ratings.names, ratings.store_id, skipped)
+            if position is None:
+                continue
+            if task.cancelled_annotations:
+                skipped.append(f"task {task.id} ({ratings.names[position]}): skipped by {task.cancelled_annotations} "
+                               "rater(s)")
+            if task.total_annotations:
+                records += _task_records(server.client, task, position, str(ratings.names[position]), control,
+                                         raters, skipped)
     added = ratings.extend(records)
     return PullReport(project=pid, added=added, skipped=tuple(skipped), opinions=ratings.opinions(min_ratings),
                       min_ratings=int(min_ratings), ratings_file=ratings.path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -109,3 +110,25 @@ def test_push_checks_positions_before_any_network(tmp_path):
     tiny_store(store, n=3)
     with pytest.raises(ValueError, match="position 3 is not an image"):
         ls.push(store, [0, 3], 1, url="http://127.0.0.1:9", api_key="k")
+
+
+def test_connection_lost_during_pull_writes_nothing(tmp_path):
+    import httpx
+
+    from aliqa_lib.rating import RatingsFile
+
+    store = tmp_path / "s.h5"
+    tiny_store(store, n=3)
+    ratings = RatingsFile(store)
+    ratings.append(0, 3, rater="kept")
+    before = ratings.path.read_bytes()
+
+    def gone(**_):
+        raise httpx.ConnectError("connection refused")
+
+    project = SimpleNamespace(id=1, title=ls.default_title(store), label_config=ls.LABEL_CONFIG)
+    client = SimpleNamespace(projects=SimpleNamespace(list=lambda **_: [project]), users=SimpleNamespace(list=lambda: []),
+                             tasks=SimpleNamespace(list=gone))
+    with pytest.raises(ls.LabelStudioError, match="lost Label Studio at http://ls.test while reading"):
+        ls.pull(store, server=ls.Server(client, "http://ls.test"))
+    assert ratings.path.read_bytes() == before
