@@ -6,6 +6,7 @@ import re
 
 import nbformat
 import numpy as np
+import pandas as pd
 import papermill
 import pytest
 
@@ -17,8 +18,8 @@ NOTEBOOKS = {p.stem[:2]: p for p in list_notebooks()}
 SEED = 3
 
 
-def test_the_seven_chapters_are_there():
-    assert sorted(NOTEBOOKS) == ["01", "02", "03", "04", "05", "06", "07"]
+def test_the_eight_chapters_are_there():
+    assert sorted(NOTEBOOKS) == ["01", "02", "03", "04", "05", "06", "07", "08"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS.values(), ids=lambda p: p.stem)
@@ -166,6 +167,37 @@ def test_07_sweep(smoke_runs):
     assert all(row["vs_random"] == 0 for row in random_rows)   # paired with itself
     assert all(row["beats_random"] == "too few seeds" for row in r["summary"])  # 2 seeds: no verdict
     assert -1 <= r["ceiling_srcc"] <= 1
+
+
+def test_08_your_images(smoke_runs, smoke_folder):
+    r, run = smoke_runs["08"], smoke_folder / NOTEBOOKS["08"].stem
+    preset = defaults.smoke_preset("08_your_images")
+    per_photo = 1 + preset["EXAMPLE_DISTORTED"]
+    assert r["n_images"] == 4 * per_photo                       # 4 contents: each reference + its distorted versions
+    rounds = r["rounds"]
+    picks = [name for row in rounds for name in row["picks"]]
+    assert len(rounds) == preset["ROUNDS"] and all(len(row["picks"]) == preset["ROUND_SIZE"] for row in rounds)
+    assert len(set(picks)) == len(picks)                        # no image picked twice
+    assert rounds[0]["n_rated_before"] == 0 and rounds[0]["votes_from"].startswith("zero-shot")
+    assert rounds[1]["votes_from"].startswith("the three heads trained on 5 rated")
+    assert r["n_rated"] == len(picks) and r["n_predictions"] == r["n_images"]
+    assert len(r["next_batch"]) == preset["ROUND_SIZE"] and not set(r["next_batch"]) & set(picks)
+    # the simulated rater: the example folder's known score on 1..5, plus seeded noise, rounded
+    truth = pd.read_csv(run / "example_folder.labels.csv").set_index("name")["score"]
+    given = pd.read_csv(run / "collection.simulated.csv")
+    assert list(given.name) == picks and set(given.source) == {"simulated"}
+    for k, row in enumerate(rounds, start=1):
+        expected = al.rating.simulated_rater(truth[row["picks"]].to_numpy(), r["parameters"]["RATER_NOISE"],
+                                             seed=SEED * 1000 + k, score_range=(1.0, 5.0))
+        assert given.score[given.name.isin(row["picks"])].tolist() == expected.tolist()
+    predictions = pd.read_csv(run / "predictions.csv")
+    assert list(predictions.columns) == ["name", "score", "uncertainty"]
+    assert sorted(predictions.name) == sorted(truth.index)      # one row per image of the folder
+    assert predictions.score.is_monotonic_decreasing and predictions.score.between(0, 1).all()
+    assert (predictions.uncertainty >= 0).all()
+    assert all((run / f"contact_{which}.png").is_file() for which in ("best", "worst", "uncertain"))
+    curve = pd.DataFrame(r["learning_curve"])
+    assert set(curve.selector) == {"al_iqa", "random"} and curve.srcc.between(-1, 1).all()
 
 
 @pytest.mark.parametrize("dataset", ["kadid10k", "spaq"])
