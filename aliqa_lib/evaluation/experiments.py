@@ -347,9 +347,8 @@ def summarise(results: pd.DataFrame, metric: str = "srcc", baseline: str = "rand
                          vs_random=diff.mean() if len(diff) else np.nan, vs_random_se=d_se,
                          vs_random_ci95=tests["ci95_t"], n_paired=len(diff), t=tests["t"], p_t=tests["p_t"],
                          p_wilcoxon=tests["p_wilcoxon"], share_of_ceiling=share))
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
+    table = pd.DataFrame(rows, columns=["selector", "budget", "n", "mean", "se", "ci95", "vs_random", "vs_random_se",
+                                        "vs_random_ci95", "n_paired", "t", "p_t", "p_wilcoxon", "share_of_ceiling"])
     judged = (table.selector != baseline) & (table.n_paired >= defaults.MIN_PAIRED_SEEDS)
     table["p_holm"] = np.nan
     table.loc[judged, "p_holm"] = holm(table.loc[judged, "p_t"].to_numpy())

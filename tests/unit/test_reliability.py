@@ -252,3 +252,9 @@ def test_no_verdict_from_too_few_seeds_and_none_from_two_standard_errors_alone()
     assert 2 < t < stats.t.ppf(0.975, 4)
     s = experiments.summarise(_table({("a", 0.1): list(d)}, [0.4, 0.5, 0.45, 0.55, 0.5])).set_index("selector")
     assert s.loc["a", "p_t"] > 0.05 and s.loc["a", "beats_random"] is False
+
+
+def test_a_summary_of_no_runs_still_has_its_columns():
+    empty = experiments.summarise(pd.DataFrame(columns=["selector", "budget", "seed", "srcc"]))
+    assert empty.empty and {"p_t", "p_wilcoxon", "p_holm", "beats_random", "comparisons"} <= set(empty.columns)
+    assert empty[empty.beats_random.eq(True)].empty
