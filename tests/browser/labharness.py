@@ -100,14 +100,15 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @contextmanager
 def jupyter_lab(root: Path, env: dict[str, str] | None = None, timeout_s: float = START_TIMEOUT_S) -> Iterator[LabServer]:
-    """Start JupyterLab headless on localhost serving `root`; always stopped on exit."""
+    """Start JupyterLab headless on localhost serving `root`; always stopped on exit. `env`: the
+    server's (and so its kernels') environment, default this process's."""
     root = Path(root)
     state = root / ".lab-state"                     # settings, workspaces, runtime: private to this server
     for sub in ("settings", "workspaces", "runtime", "config", "data"):
         (state / sub).mkdir(parents=True, exist_ok=True)
     port, token = free_port(), secrets.token_hex(16)
     log = state / "server.log"
-    full_env = {**os.environ, **(env or {}), "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+    full_env = {**(os.environ if env is None else env), "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
                 "JUPYTER_CONFIG_DIR": str(state / "config"), "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"),
                 "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"), "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.open_browser=False",
@@ -152,6 +153,12 @@ def open_notebook(page, server: LabServer, name: str, timeout_ms: int = 60_000) 
     page.wait_for_function(
         "() => { const s = window.jupyterapp.shell.currentWidget.sessionContext;"
         " return s.session && s.session.kernel && s.session.kernel.status === 'idle'; }", timeout=timeout_ms)
+
+
+def run_cells_above(page, index: int) -> None:
+    """Run every cell of the current notebook above cell `index` (JupyterLab's "Run All Above Selected Cell")."""
+    page.evaluate("i => { window.jupyterapp.shell.currentWidget.content.activeCellIndex = i; }", index)
+    run_command(page, "notebook:run-all-above")
 
 
 def run_command(page, command: str, args: dict | None = None) -> None:
