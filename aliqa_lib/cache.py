@@ -113,7 +113,7 @@ def cached_array(store: str | os.PathLike, spec: dict[str, Any], compute: Callab
     found = _read_entry(cache, key)
     if found is not None:
         return found
-    with file_lock(cache.parent / f".{cache.name}.locks" / key):   # one computation of an entry at a time
+    with file_lock(cache.with_name(f"{cache.name}.{key}")):   # one computation of an entry at a time
         found = _read_entry(cache, key)                      # another process may have just written it
         if found is not None:
             return found
@@ -124,11 +124,13 @@ def cached_array(store: str | os.PathLike, spec: dict[str, Any], compute: Callab
 
 
 def file_lock(path: str | os.PathLike) -> FileLock:
-    """An inter-process lock for `path`: the empty lock file .<name>.lock beside it (it stays, and
-    holds nothing: the lock is the operating system's, released when its process ends however it ends)."""
+    """An inter-process lock for `path`: the empty file .locks/<name>.lock in its folder. The file
+    stays (filelock keeps it on Unix) and holds nothing: the lock itself is the operating system's,
+    released when its process ends, however it ends."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(path.with_name(f".{path.name}.lock"))
+    folder = path.parent / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(folder / f"{path.name}.lock")
 
 
 def _read_entry(cache: Path, key: str) -> np.ndarray | None:

@@ -70,10 +70,17 @@ def _prepare_real(name: str, root: str | os.PathLike | None, out: str | os.PathL
                   smoke: bool, force: bool, progress: bool, workers: int | None, skip_bad: bool,
                   variant: str | None) -> Path:
     """Read a real dataset's labels, then decode its images into a store (or reuse a matching one)."""
-    from .ingest import ingest
-
     tag = "_".join(filter(None, [name, variant, "smoke" if smoke else ""]))
     out = Path(out) if out else default_store_path(tag, size)
+    with file_lock(out):   # notebooks that start at once prepare it once
+        return _reuse_or_ingest(name, root, out, size, smoke, force, progress, workers, skip_bad, variant)
+
+
+def _reuse_or_ingest(name: str, root: str | os.PathLike | None, out: Path, size: int, smoke: bool, force: bool,
+                     progress: bool, workers: int | None, skip_bad: bool, variant: str | None) -> Path:
+    """The valid store at `out` prepared with these settings, or a new one decoded from the database."""
+    from .ingest import ingest
+
     attrs = _valid_attrs(out)
     if root is None:  # later notebooks name only the dataset: reuse the store prepared before
         if attrs is not None and attrs.get("dataset") == name:
