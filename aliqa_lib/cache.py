@@ -22,6 +22,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -49,25 +50,38 @@ def _alive(pid: int) -> bool:
     return True
 
 
+LEGACY_STALE_SECONDS = 24 * 3600   # a partial without an owner in its name, untouched this long, is dead
+
+
+def _stale(path: Path, found: re.Match, host: str) -> bool:
+    """Whether a partial file's writer is gone: its process no longer runs on this machine, or (no
+    owner in the name) the file has not changed for LEGACY_STALE_SECONDS."""
+    if found["pid"] is None:
+        return time.time() - path.stat().st_mtime >= LEGACY_STALE_SECONDS
+    return found["host"] == host and not _alive(int(found["pid"]))
+
+
 def remove_stale_partials(target: str | os.PathLike) -> list[Path]:
-    """Delete the partial files of `target` whose owning process (on this machine) is gone, saying so;
-    partials of live processes, of other machines, or without an owner in their name are left alone."""
+    """Delete the partial files of `target` whose owning process (on this machine) is gone, saying so.
+    Partials of live processes and of other machines are left alone; one without an owner in its name
+    (written by an older version) is removed once it is LEGACY_STALE_SECONDS old."""
     target = Path(target)
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[^.]+\.partial")
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.)?[^.]+\.partial")
     host = _owner().rsplit("-", 1)[0]
     removed = []
     for path in target.parent.glob(f".{glob.escape(target.name)}.*.partial"):
         found = pattern.fullmatch(path.name)
-        if found is None or found["host"] != host or _alive(int(found["pid"])):
-            continue
         try:
+            if found is None or not _stale(path, found, host):
+                continue
             size = path.stat().st_size
             path.unlink()
         except FileNotFoundError:   # another process cleaned it up first
             continue
         removed.append(path)
-        log.warning("removed %s (%.1f MB), left by process %s that was stopped before it finished writing %s",
-                    path, size / 1e6, found["pid"], target.name)
+        owner = f"process {found['pid']}" if found["pid"] else "a process of an older version"
+        log.warning("removed %s (%.1f MB), left by %s that was stopped before it finished writing %s",
+                    path, size / 1e6, owner, target.name)
     return removed
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -134,9 +136,11 @@ def test_a_killed_writer_leaves_a_partial_that_the_next_write_removes_and_report
     killed.wait(30)
     foreign = tmp_path / f".{target.name}.otherhost-{killed.pid}.abc123.partial"   # another machine's
     legacy = tmp_path / f".{target.name}.k2j4x9q1.partial"                          # no owner in the name
-    foreign.write_bytes(b"")
-    legacy.write_bytes(b"")
-    assert len(_partials(target)) == 4
+    old_legacy = tmp_path / f".{target.name}.a1b2c3d4.partial"                     # ... untouched for two days
+    for path in (foreign, legacy, old_legacy):
+        path.write_bytes(b"")
+    os.utime(old_legacy, (time.time() - 2 * 86400,) * 2)
+    assert len(_partials(target)) == 5
     with caplog.at_level(logging.WARNING, logger="aliqa_lib.cache"), atomic_path(target) as tmp:
         tmp.write_text("done")
     assert target.read_text() == "done"
@@ -144,6 +148,7 @@ def test_a_killed_writer_leaves_a_partial_that_the_next_write_removes_and_report
     assert len(left) == 3 and not any(f"-{killed.pid}." in p.name and "otherhost" not in p.name for p in left)
     assert any(f"-{alive.pid}." in p.name for p in left) and foreign in left and legacy in left
     assert f"left by process {killed.pid}" in caplog.text and "0.1 MB" in caplog.text
+    assert f"removed {old_legacy}" in caplog.text and "a process of an older version" in caplog.text
     alive.send_signal(signal.SIGINT)
     alive.wait(30)
 
