@@ -75,4 +75,8 @@ def test_rating_in_jupyterlab_writes_exactly_the_given_ratings(chromium, smoke_s
         assert table.score.tolist() == given == [3, 5, 2, 4]
         assert set(table.rater) == {"ana"} and set(table.source) == {"panel"} and table.name.is_unique
         assert "saved 4 (good)" in page.locator(".aliqa-status").inner_text()
+        page.locator(".aliqa-back").click()                      # undo: a retraction row, nothing rewritten
+        page.locator(".aliqa-progress").filter(has_text="rated 3 of 5").wait_for()
+        history = pd.read_csv(ratings_file)
+        assert history.score.tolist() == [3, 5, 2, 4, 0] and history.name.iloc[-1] == table.name.iloc[-1]
     assert server.proc.poll() is not None                          # the server is stopped at the end
