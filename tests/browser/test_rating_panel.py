@@ -3,6 +3,7 @@ a key press, and the ratings file holds exactly those ratings, in order (issue 1
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import nbformat
 import pandas as pd
@@ -27,7 +28,7 @@ RUN_TIMEOUT_MS = 300_000        # the cells above the panel, smoke mode, on 2 bu
 
 def screenshot_path():
     """outputs/browser/rating_panel.png of the checkout (of the working folder for a plain install)."""
-    root = project_root() or os.getcwd()
+    root = project_root() or Path.cwd()
     path = root / "outputs" / "browser" / "rating_panel.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
