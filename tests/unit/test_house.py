@@ -107,6 +107,14 @@ def test_start_without_smoke_changes_nothing_and_needs_the_basic_parameters(smok
         start("07_sweep", {"SMOKE": False, "OUT_DIR": str(tmp_path)})
 
 
+def test_start_without_a_store_prepares_nothing(tmp_path, capsys):
+    ns = {"FOLDER": "", "SEED": 1, "SMOKE": True, "OUT_DIR": str(tmp_path), "ROUND_SIZE": 16}
+    run = start("08_your_images", ns, needs_store=False)
+    assert run.store is None and run.labels is None and ns["ROUND_SIZE"] == defaults.smoke_preset("08_your_images")["ROUND_SIZE"]
+    assert f"outputs in {tmp_path}" in capsys.readouterr().out
+    assert json.loads((tmp_path / "results.json").read_text())["parameters"]["FOLDER"] == ""
+
+
 def test_a_misspelled_notebook_parameter_is_an_error(tmp_path):
     path = next(p for p in list_notebooks() if p.stem.startswith("05"))
     with pytest.raises(ValueError, match=r"has no parameter\(s\) \['EPOCH'\]"):
