@@ -43,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--grid", required=True, help="JSON file: {parameter: [values, ...]} (the product is run)")
     sw.add_argument("--out", required=True, help="output folder (results.csv, runs/)")
     sw.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    sw.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
+                    help="run the grid on this Dask cluster (e.g. tcp://host:8786) instead of local processes")
     rel = sub.add_parser("test-released", help="the intra/cross-dataset table of one of the authors' released models")
     rel.add_argument("checkpoint", help="koniq_rt05/10/25/80.pt from the authors' repository")
     rel.add_argument("--store", action="append", required=True,
@@ -75,7 +77,7 @@ def _sweep(args: argparse.Namespace) -> int:
         raise ValueError(f"cannot read grid {args.grid}: {err}; expected JSON like {{\"SEED\": [0, 1]}}") from None
     if not isinstance(grid, dict):
         raise ValueError(f"grid {args.grid} must be a JSON object mapping parameter names to lists")
-    result = run_sweep(args.notebook, grid, args.out, workers=args.workers)
+    result = run_sweep(args.notebook, grid, args.out, workers=args.workers, dask_scheduler=args.dask_scheduler)
     print(f"{len(result.table)} runs in {result.csv}")
     for fail in result.failed:
         print(f"FAILED {fail}", file=sys.stderr)

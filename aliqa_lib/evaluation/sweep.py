@@ -2,8 +2,9 @@
 
 Runs are independent: a grid point whose run folder already holds a finished results.json is
 skipped; a failing grid point is reported with its parameters and error while the others complete.
-Any concurrent.futures executor can run the grid (local processes by default; pass a Dask or Ray
-executor to use a cluster).
+Any concurrent.futures executor can run the grid: local processes by default, a Dask cluster with
+`dask_scheduler=ADDRESS` (distributed.Client's executor; the notebook, its inputs and out_dir must lie
+on a filesystem every worker sees) or any other executor passed as `executor`.
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import itertools
 import json
 import os
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,10 +75,34 @@ def _flatten(results: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v if v is None or isinstance(v, (bool, int, float, str)) else json.dumps(v) for k, v in results.items()}
 
 
+@contextmanager
+def dask_executor(address: str) -> Iterator[Executor]:
+    """A concurrent.futures executor on the Dask cluster whose scheduler listens at `address`
+    (e.g. tcp://10.0.0.5:8786); the client is closed on exit, the cluster keeps running."""
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout="20s")
+    except OSError as err:
+        raise ConnectionError(f"cannot reach the Dask scheduler at {address!r} ({err}); start one with "
+                              "`dask scheduler` and its workers with `dask worker ADDRESS`") from None
+    try:
+        yield client.get_executor(pure=False)      # every grid point runs, even one with the same arguments
+    finally:
+        client.close()
+
+
 def run_sweep(notebook: str | os.PathLike, grid: Mapping[str, Sequence[Any]], out_dir: str | os.PathLike,
-              workers: int = 1, executor: Executor | None = None, progress: bool = True) -> SweepResult:
+              workers: int = 1, executor: Executor | None = None, progress: bool = True,
+              dask_scheduler: str | None = None) -> SweepResult:
     """Execute `notebook` for every grid point into out_dir/runs/<point>/ and write out_dir/results.csv
-    (one row per successful point: a column per parameter and per recorded key)."""
+    (one row per successful point: a column per parameter and per recorded key). The points run in
+    `workers` local processes, or on `executor`, or on the Dask cluster at `dask_scheduler`."""
+    if dask_scheduler is not None:
+        if executor is not None:
+            raise ValueError("pass either executor or dask_scheduler, not both")
+        with dask_executor(dask_scheduler) as on_cluster:
+            return run_sweep(notebook, grid, out_dir, executor=on_cluster, progress=progress)
     notebook, out_dir = Path(notebook).resolve(), Path(out_dir).resolve()
     if not notebook.is_file():
         raise FileNotFoundError(f"no notebook at {notebook}")

@@ -64,7 +64,7 @@ def fusion_round(votes: np.ndarray, distances: np.ndarray | None, pool: np.ndarr
     if not 0 <= band_start <= 1:
         raise ValueError(f"band_start must lie in [0, 1], got {band_start}")
     u = uncertainty(np.asarray(votes)[:, pool, :])
-    c = content_distance(np.asarray(distances)[:, :, pool]) if content is None else np.asarray(content, np.float64)[pool]
+    c = content_distance(distances, columns=pool) if content is None else np.asarray(content, np.float64)[pool]
     r_c = np.empty(P, dtype=np.float64)
     r_c[_order(c, descending=True, faithful=faithful)] = np.arange(P, 0, -1)     # 1 = most representative
     by_u = _order(u, descending=True, faithful=faithful)                          # most uncertain first

@@ -170,7 +170,7 @@ class Content(Selector):
 
     def _select(self, features: np.ndarray, labelled: np.ndarray, budget: int, seed: int) -> Selection:
         pool = _unlabelled(len(features), labelled)
-        return _best(len(features), pool, -content_distance(np.asarray(self.distances)[:, :, pool]), budget)
+        return _best(len(features), pool, -content_distance(self.distances, columns=pool), budget)
 
 
 @dataclass
