@@ -17,6 +17,7 @@ TEST_FRACTION = 0.25
 VAL_FRACTION = 0.2
 MIN_VAL = 3            # images held out for validation at the least
 MIN_BUDGET = 5         # the smallest budget that leaves 2 training images beside MIN_VAL validation ones
+CV_FOLDS = 5           # training on a person's ratings: folds that choose the number of epochs (collection.train_on_ratings)
 
 # Claims about selectors: a verdict on "beats random" (paired t-test, Holm-adjusted across the table;
 # evaluation.paired) needs at least this many paired seeds; from fewer the table says "too few seeds".
@@ -46,7 +47,7 @@ EPOCHS = 200
 # The CLIP path (the authors' loop): CLIP_WEIGHTS is a weights file for open_clip's CLIP_MODEL; ""
 # keeps the offline stand-ins, "tiny" runs a tiny random CLIP (plumbing only: smoke runs and tests).
 CLIP_WEIGHTS = ""
-CLIP_MODEL = "ViT-B-16"
+CLIP_MODEL = "ViT-B-16-quickgelu"  # QuickGELU: the activation OpenAI trained its CLIP weights with
 
 # What SMOKE=True changes, per notebook parameter; "*" applies to every notebook that has the
 # parameter, a notebook's own entry overrides it.

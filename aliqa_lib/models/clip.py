@@ -319,7 +319,7 @@ def clip_features(store_path: str | os.PathLike, bundle: ClipBundle, view: str =
                            batch_size=batch_size, device=device, crop=crop, seed=seed, progress=progress)
 
 
-def clip_from_parameter(weights: str | os.PathLike | None, name: str = "ViT-B-16", device: str = "cpu",
+def clip_from_parameter(weights: str | os.PathLike | None, name: str = "ViT-B-16-quickgelu", device: str = "cpu",
                         seed: int = 0) -> ClipBundle | None:
     """The CLIP of a notebook's CLIP_WEIGHTS parameter: "" (or None) -> None, the offline path;
     "tiny" -> a tiny random CLIP (plumbing only: smoke runs and tests); else a weights file for load_clip."""
