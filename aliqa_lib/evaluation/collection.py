@@ -59,24 +59,102 @@ def collected_scores(store: str | os.PathLike, ratings: RatingsFile | None = Non
     return scores
 
 
-def rated_positions(scores: np.ndarray, needed: int = defaults.MIN_BUDGET, where: str = "") -> np.ndarray:
+EPOCH_RULES = ("fixed", "kfold", "holdout")
+WHY_NEEDED = {"fixed": "fewer say too little to train on; all of them train the heads",
+              "kfold": "cross-validation over them chooses the number of epochs, then the heads train on all",
+              "holdout": f"{defaults.MIN_VAL} are held out for validation, the rest train the heads"}
+
+
+def rated_positions(scores: np.ndarray, needed: int = defaults.MIN_BUDGET, where: str = "",
+                    rule: str = "fixed") -> np.ndarray:
     """Positions with a score; raise NotEnoughRatings saying how many exist when fewer than `needed`."""
     rated = np.flatnonzero(np.isfinite(np.asarray(scores, dtype=np.float64)))
     if len(rated) < needed:
         raise NotEnoughRatings(
-            f"training needs at least {needed} rated images ({defaults.MIN_VAL} are held out for validation, the "
-            f"rest train the heads); {len(rated)} of {len(scores)} have a rating{where}. Rate {needed - len(rated)} "
+            f"training needs at least {needed} rated images ({WHY_NEEDED.get(rule, WHY_NEEDED['holdout'])}); "
+            f"{len(rated)} of {len(scores)} have a rating{where}. Rate {needed - len(rated)} "
             "more (next_batch picks which)")
     return rated
 
 
+def rating_folds(rated: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> list[np.ndarray]:
+    """Validation positions of each cross-validation fold over the rated positions: whole groups per fold
+    where `groups` (one id per store row) has at least two among the rated, else single images; the
+    folds are shuffled with `seed` (scikit-learn's GroupKFold / KFold)."""
+    from sklearn.model_selection import GroupKFold, KFold
+
+    rated = np.asarray(rated, dtype=np.int64)
+    if folds < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {folds}")
+    ids = None if groups is None else np.asarray(groups)[rated]
+    n_groups = 0 if ids is None else len(np.unique(ids))
+    if n_groups >= 2:
+        splitter = GroupKFold(min(folds, n_groups), shuffle=True, random_state=seed)
+    else:
+        splitter = KFold(min(folds, len(rated)), shuffle=True, random_state=seed)
+        ids = None
+    return [rated[val] for _, val in splitter.split(rated, groups=ids)]
+
+
+def cv_epoch_curve(features: np.ndarray, scores: np.ndarray, rated: np.ndarray, config: training.TrainConfig,
+                   folds: int = defaults.CV_FOLDS, seed: int = 0, groups: np.ndarray | None = None) -> np.ndarray:
+    """Out-of-fold SRCC (epochs,) of the heads' prediction after each epoch: in every fold heads train on
+    the other folds' ratings (training.train_heads_epochs, constant rate) and predict the fold's own;
+    the SRCC after epoch e pools the predictions of all folds (NaN while undefined), which stays
+    defined with folds of one or two images."""
+    features = np.asarray(features, dtype=np.float32)
+    targets = np.asarray(scores, dtype=np.float64)
+    rated = np.asarray(rated, dtype=np.int64)
+    pooled = np.full((config.epochs, len(features)), np.nan)
+    for val in rating_folds(rated, folds, seed, groups):
+        def record(epoch: int, model, val=val) -> None:
+            pooled[epoch, val] = combine(training.head_outputs(model, features[val]), config.predict)
+        training.train_heads_epochs(features, targets, np.setdiff1d(rated, val), config.epochs, config,
+                                    after_epoch=record, progress=False)
+    return np.array([training.validation_srcc(pooled[e, rated], targets[rated]) for e in range(config.epochs)])
+
+
+def choose_epochs(curve: np.ndarray) -> int:
+    """The number of epochs whose out-of-fold SRCC is highest (the fewest among ties; all of them
+    when the SRCC is never defined)."""
+    curve = np.asarray(curve, dtype=np.float64)
+    if not np.isfinite(curve).any():
+        return len(curve)
+    return int(np.nanargmax(curve)) + 1
+
+
 def train_on_ratings(features: np.ndarray, scores: np.ndarray, seed: int = 0,
-                     config: training.TrainConfig | None = None, where: str = "") -> training.TrainResult:
-    """The three antonym heads trained on the rated images (validation drawn among them), as in every round."""
-    rated = rated_positions(scores, where=where)
-    train_idx, val_idx = split_budget(rated, seed=seed)
+                     config: training.TrainConfig | None = None, where: str = "", rule: str = "fixed",
+                     folds: int = defaults.CV_FOLDS, groups: np.ndarray | None = None) -> training.TrainResult:
+    """The three antonym heads trained on the rated images, as in every round.
+
+    rule "fixed" (default): the heads train on every rating for config.epochs epochs at the constant
+    rate config.lr, nothing held out (best_epoch is the last, best_val_srcc NaN); on few ratings the
+    test SRCC barely moves with the number of epochs, so choosing it costs more than it brings
+    (benchmarks/bench_few_ratings.py, docs/method.md deviation 19). rule "kfold": `folds`-fold
+    cross-validation over the ratings (whole `groups` per fold where given, e.g. Labels.groups) chooses
+    the number of epochs by out-of-fold SRCC (cv_epoch_curve), then the heads train on every rating for
+    that many epochs at a constant rate; best_epoch is that number less one, best_val_srcc its
+    out-of-fold SRCC, history the curve (val_srcc per epoch). rule "holdout":
+    a validation part drawn among the ratings (split_budget) picks the checkpoint, the rest train, as
+    with known scores (fewer ratings train, and a few images choose the epoch: worse with few ratings,
+    docs/method.md deviation 19).
+    """
+    if rule not in EPOCH_RULES:
+        raise ValueError(f"unknown epoch rule {rule!r}; choose from {', '.join(EPOCH_RULES)}")
+    rated = rated_positions(scores, where=where, rule=rule)
     config = config or training.TrainConfig(seed=seed)
-    return training.train_heads(features, scores, train_idx, val_idx, config, progress=False)
+    if rule == "holdout":
+        train_idx, val_idx = split_budget(rated, seed=seed)
+        return training.train_heads(features, scores, train_idx, val_idx, config, progress=False)
+    if rule == "fixed":
+        return training.train_heads_epochs(features, scores, rated, config.epochs, config, progress=False)
+    curve = cv_epoch_curve(features, scores, rated, config, folds, seed, groups)
+    epochs = choose_epochs(curve)
+    result = training.train_heads_epochs(features, scores, rated, epochs, config, progress=False)
+    result.history = [dict(epoch=e, lr=config.lr, val_srcc=float(v)) for e, v in enumerate(curve)]
+    result.best_epoch, result.best_val_srcc = epochs - 1, float(curve[epochs - 1])
+    return result
 
 
 def round_index(n_rated: int, budget: int, rounds: int = PAPER_SCHEDULE.rounds) -> int:
@@ -134,7 +212,7 @@ def next_batch(store: str | os.PathLike, ratings: RatingsFile | None, budget: in
             votes = offline_committee_votes(store, progress=False) if votes is None else np.asarray(votes)
             votes_from = "zero-shot votes (no ratings used)"
         else:
-            model = train_on_ratings(features, scores, seed, train, where=f" in {store}").model
+            model = train_on_ratings(features, scores, seed, train, where=f" in {store}", groups=labels.groups).model
             votes = head_votes(training.head_outputs(model, features))
             votes_from = f"the three heads trained on {len(rated)} rated images"
     if uses_distances:
@@ -195,7 +273,7 @@ def score_collection(store: str | os.PathLike, ratings: RatingsFile | None = Non
         raise ValueError(f"features have {len(features)} rows but {store} holds {len(labels)} images")
     scores = collected_scores(store, ratings, min_count, store_scores)
     if model is None:
-        model = train_on_ratings(features, scores, seed, train, where=f" in {store}")
+        model = train_on_ratings(features, scores, seed, train, where=f" in {store}", groups=labels.groups)
     probs = training.head_outputs(model.model, features)
     table = pd.DataFrame({"name": labels.names, "score": combine(probs, model.config.predict).astype(np.float64),
                           "uncertainty": probs.std(axis=1).astype(np.float64), "rated": np.isfinite(scores)})

@@ -164,14 +164,7 @@ def fit(model: nn.Module, train_batches: Batches, val_inputs: Callable[[], Itera
         evaluate(-1, [])
     bar = tqdm(range(config.epochs), desc="training", disable=not progress, leave=False)
     for epoch in bar:
-        model.train()
-        losses = []
-        for x, y in train_batches(epoch):
-            loss = soft_bce(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+        losses = _train_epoch(model, opt, train_batches, epoch)
         evaluated = (epoch + 1) % config.eval_every == 0
         if evaluated:
             stale = 0 if evaluate(epoch, losses) else stale + 1
@@ -186,6 +179,37 @@ def fit(model: nn.Module, train_batches: Batches, val_inputs: Callable[[], Itera
         for group in opt.param_groups:
             group["lr"] = lr
     model.load_state_dict(best_state)
+    model.eval()
+    return result
+
+
+def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, train_batches: Batches, epoch: int) -> list[float]:
+    """One pass over the training batches of `epoch`; the batch losses."""
+    model.train()
+    losses = []
+    for x, y in train_batches(epoch):
+        loss = soft_bce(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def fit_epochs(model: nn.Module, train_batches: Batches, epochs: int, config: TrainConfig,
+               after_epoch: Callable[[int, nn.Module], None] | None = None, progress: bool = True) -> TrainResult:
+    """Exactly `epochs` epochs at the constant rate config.lr, no validation and no plateau rule (the
+    last weights are kept); `after_epoch(epoch, model)` sees the model after each epoch."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    torch.manual_seed(config.seed)
+    opt = _optimizer([p for p in model.parameters() if p.requires_grad], config)
+    result = TrainResult(model=model, config=config, best_epoch=epochs - 1)
+    for epoch in tqdm(range(epochs), desc="training", disable=not progress, leave=False):
+        losses = _train_epoch(model, opt, train_batches, epoch)
+        result.history.append(dict(epoch=epoch, lr=config.lr, train_loss=float(np.mean(losses))))
+        if after_epoch is not None:
+            after_epoch(epoch, model)
     model.eval()
     return result
 
@@ -279,6 +303,20 @@ def train_heads(features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray
     val = eval_features[val_idx]
     return fit(model, feature_batches(features, targets, train_idx, config.batch_size, config.seed),
                lambda: [torch.from_numpy(val)], targets[val_idx], config, progress=progress)
+
+
+def train_heads_epochs(features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, epochs: int,
+                       config: TrainConfig | None = None, after_epoch: Callable[[int, nn.Module], None] | None = None,
+                       head_kwargs: dict | None = None, progress: bool = True) -> TrainResult:
+    """Antonym heads trained on cached features (N, D) of train_idx for exactly `epochs` epochs at a
+    constant rate (fit_epochs): the refit on every rating once cross-validation has chosen `epochs`."""
+    config = config or TrainConfig()
+    train_idx = np.asarray(train_idx, dtype=np.int64)
+    targets, train_idx, _, feats = _labelled_parts(features, targets, train_idx, train_idx[:0], None)
+    model = make_heads(feats.shape[1], seed=config.seed, **(head_kwargs or {}))
+    model.fit_standardisation(torch.from_numpy(feats[train_idx]))
+    return fit_epochs(model, feature_batches(feats, targets, train_idx, config.batch_size, config.seed), epochs,
+                      config, after_epoch, progress)
 
 
 def train_prompts(bundle: ClipBundle, features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray,
