@@ -90,6 +90,24 @@ def test_every_run_records_its_seed_smoke_flag_and_preset(smoke_runs):
             assert results["parameters"][name] == new == defaults.smoke_preset(NOTEBOOKS[number].stem)[name]
 
 
+def test_04_sliders_redraw_the_figure_in_place(smoke_folder, smoke_store, tmp_path):
+    """Moving 04's sliders replaces the figure under them (update_display_data, as in JupyterLab)."""
+    nb = nbformat.read(NOTEBOOKS["04"], as_version=4)
+    i = next(k for k, c in enumerate(nb.cells) if "FloatLogSlider" in c.source)
+    nb.cells.insert(i + 1, nbformat.v4.new_code_cell("wt_slider.value = 1.0\nstart_slider.value = 0.0"))
+    moved = tmp_path / NOTEBOOKS["04"].name
+    nbformat.write(nb, moved)
+    run_notebook(moved, tmp_path / "out", {"SMOKE": True, "SEED": SEED, "STORE": str(smoke_store)})
+
+    def figures(path):
+        cell = next(c for c in nbformat.read(path, as_version=4).cells if "FloatLogSlider" in c.source)
+        return [o["data"]["image/png"] for o in cell.outputs if "image/png" in o.get("data", {})]
+
+    before, after = figures(smoke_folder / NOTEBOOKS["04"].name), figures(tmp_path / "out" / moved.name)
+    assert len(before) == len(after) == 1                     # one figure, replaced, not appended
+    assert before != after                                    # drawn again at wt 1, band start 0
+
+
 def test_01_data_preparation(smoke_runs, smoke_store):
     r = smoke_runs["01"]
     labels = al.store.read_labels(smoke_store)
