@@ -101,17 +101,6 @@ def test_probcover_sparse_greedy_matches_the_dense_reference(labelled):
         assert len(np.unique(picks)) == 200 and not np.isin(picks, labelled).any()
 
 
-def test_probcover_approximate_index_spreads_like_the_exact_search():
-    x = clustered(n=600, d=8, groups=6, seed=3)
-    exact = baselines.probcover(x, 6, 0, NONE)
-    approximate = baselines.probcover(x, 6, 0, NONE, exact_below=0, neighbours=30)
-    assert len(set(exact // 100)) == len(set(approximate // 100)) == 6       # one per blob
-    xt, sq = baselines._as_tensor(x)
-    full = baselines._exact_radius_graph(xt, sq, None, 10, None)
-    near = baselines._approximate_radius_graph(x, None, 10, 30, 0)
-    assert full.multiply(near).nnz / full.nnz > 0.95                          # recall of the balls' members
-
-
 def test_typiclust_typicality_in_chunks_matches_scipy_and_gives_identical_picks():
     x = clustered(n=300, d=5, groups=5, seed=4)
     xt, sq = baselines._as_tensor(x)
