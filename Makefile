@@ -42,9 +42,11 @@ chromium:
 
 labelstudio: $(LS_STAMP)  ## the Label Studio server's own environment (made by make test when missing)
 
-$(LS_STAMP):
+$(LS_STAMP): $(STAMP)
 	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
 	$(LS_VENV)/bin/python -m pip install --quiet label-studio==$(LS_VERSION)
+	# migrate the empty database the test servers copy once here, not inside a test's bounded start-up wait
+	$(PY) -c "from tests.label_studio_server import label_studio_bin, template; template(label_studio_bin(), timeout=1800)"
 	touch $(LS_STAMP)
 
 test-fast: $(STAMP)  ## the unit tier only (under 2 minutes)

@@ -24,7 +24,8 @@ from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 LS_VENV = Path(os.environ.get("ALIQA_LABEL_STUDIO_VENV", REPO / ".venv-labelstudio"))
-START_TIMEOUT = 300.0        # seconds: the first migration on a loaded 2-core machine took about 2 minutes
+START_TIMEOUT = 300.0        # seconds: a server started on a copy of the migrated template
+TEMPLATE_TIMEOUT = 1800.0    # seconds: the one migration (make labelstudio does it; about 2 min on a loaded 2-core machine)
 ADMIN = "admin@aliqa.test"
 
 
@@ -50,7 +51,7 @@ def _env() -> dict[str, str]:
     return env
 
 
-def template(exe: Path, timeout: float = START_TIMEOUT) -> Path:
+def template(exe: Path, timeout: float = TEMPLATE_TIMEOUT) -> Path:
     """A migrated, empty data folder (made once per server environment, under a lock)."""
     done = LS_VENV / "aliqa-template-data"
     with FileLock(str(done) + ".lock"):
@@ -100,7 +101,7 @@ def _healthy(url: str) -> bool:
 def start(exe: Path, workdir: Path, timeout: float = START_TIMEOUT) -> LocalLabelStudio:
     """Start a fresh server on a copy of the template; wait (at most `timeout` s) until it is healthy."""
     data_dir = workdir / "label-studio-data"
-    shutil.copytree(template(exe, timeout), data_dir)
+    shutil.copytree(template(exe), data_dir)
     port, token, password = free_port(), secrets.token_hex(20), secrets.token_hex(12)
     log = workdir / "label-studio.log"
     cmd = [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),

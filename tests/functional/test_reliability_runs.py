@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import h5py
 import pandas as pd
+import pytest
 from helpers import tiny_notebook
 
 from aliqa_lib.cache import cache_path
@@ -66,9 +67,11 @@ def _preparing(out):
     """`prepare synthetic --smoke` into `out`, returned once its partial file exists."""
     proc = subprocess.Popen([sys.executable, "-m", "aliqa_lib", "prepare", "synthetic", "--smoke", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(1200):
-        if list(out.parent.glob(f".{out.name}.*.partial")) or proc.poll() is not None:
-            break
+    deadline = time.monotonic() + 600                            # generous: a loaded 2-core CI machine
+    while not list(out.parent.glob(f".{out.name}.*.partial")) and proc.poll() is None:
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the preparation wrote no partial file within 600 s")
         time.sleep(0.1)
     assert proc.poll() is None, "the preparation ended before it wrote anything"
     return proc
