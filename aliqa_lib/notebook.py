@@ -165,10 +165,20 @@ def execute(notebook: str | os.PathLike, executed: str | os.PathLike, run_dir: s
     notebook, run_dir = Path(notebook), Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     with inline_figures():
-        papermill.execute_notebook(str(notebook), str(executed), parameters={**(parameters or {}), "OUT_DIR": str(run_dir)},
+        papermill.execute_notebook(str(notebook), str(executed),
+                                   parameters={**absolute_paths(parameters or {}), "OUT_DIR": str(run_dir)},
                                    cwd=str(notebook.parent), progress_bar=progress, kernel_name="python3",
                                    kernel_manager_class=_kernel_manager(run_dir))
     return Path(executed)
+
+
+def absolute_paths(parameters: dict[str, Any], cwd: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Make each relative string value that names an existing path under `cwd` (the caller's) absolute,
+    since the kernel runs in the notebook's folder."""
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    return {name: str((base / value).resolve())
+            if isinstance(value, str) and value and not Path(value).is_absolute() and os.path.exists(base / value)
+            else value for name, value in parameters.items()}
 
 
 @contextlib.contextmanager
