@@ -43,6 +43,15 @@ class NotEnoughRatings(ValueError):
     """Too few rated images to train on (the message says how many exist and how many are needed)."""
 
 
+class RateFirst(NotEnoughRatings):
+    """A person has not rated enough yet: stops a notebook's Run All with the message alone (IPython shows
+    what `_render_traceback_` returns instead of a traceback)."""
+
+    def _render_traceback_(self) -> list[str]:
+        """The message without a traceback: nothing went wrong, the ratings are still to come."""
+        return [str(self)]
+
+
 def collected_scores(store: str | os.PathLike, ratings: RatingsFile | None = None, min_count: int = 1,
                      store_scores: bool = True) -> np.ndarray:
     """Unit-scale scores (N,) of every image of the store, NaN where unknown: the MOS of its ratings
