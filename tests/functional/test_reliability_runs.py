@@ -65,8 +65,11 @@ def test_parallel_sweep_from_an_empty_cache_completes_every_point(smoke_store, t
 
 def _preparing(out):
     """`prepare synthetic --smoke` into `out`, returned once its partial file exists."""
+    # a shell that starts this run in the background ignores SIGINT, and children inherit that: give the
+    # preparation the default disposition back, so Python installs its KeyboardInterrupt handler
     proc = subprocess.Popen([sys.executable, "-m", "aliqa_lib", "prepare", "synthetic", "--smoke", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 600                            # generous: a loaded 2-core CI machine
     while not list(out.parent.glob(f".{out.name}.*.partial")) and proc.poll() is None:
         if time.monotonic() > deadline:
