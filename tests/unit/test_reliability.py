@@ -110,7 +110,9 @@ with atomic_path(sys.argv[1]) as tmp:
 
 def _writer(target):
     """A process in the middle of writing `target` through atomic_path (it waits there)."""
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], stdout=subprocess.PIPE, text=True)
+    # default SIGINT disposition: a shell running the tests in the background ignores SIGINT, children inherit it
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline().strip() == "writing"
     return proc
 
