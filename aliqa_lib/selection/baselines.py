@@ -34,15 +34,24 @@ def _min_sq_dist(x: torch.Tensor, sq: torch.Tensor, centers: np.ndarray, chunk: 
     return out
 
 
-def _components(features: np.ndarray, dims: int, seed: int) -> np.ndarray:
+def _components(features: np.ndarray, dims: int, seed: int, fit_rows: int = 50_000,
+                chunk: int = 65_536) -> np.ndarray:
     """The first `dims` principal components (randomised PCA) as float32; the features themselves
-    when they have no more than `dims` dimensions or rows."""
+    when they have no more than `dims` dimensions or rows. Above `fit_rows` rows the components are
+    fitted on a seeded sample of that many rows and every row is projected `chunk` rows at a time, so
+    a memory-mapped pool is never copied whole (scikit-learn's PCA centres a full copy of its input)."""
     from sklearn.decomposition import PCA
 
-    feats = np.asarray(features, dtype=np.float32)
-    if feats.shape[1] > dims and len(feats) > dims:
-        feats = PCA(dims, random_state=seed, svd_solver="randomized").fit_transform(feats).astype(np.float32)
-    return feats
+    n, d = features.shape
+    if d <= dims or n <= dims:
+        return np.asarray(features, dtype=np.float32)
+    pca = PCA(dims, random_state=seed, svd_solver="randomized")
+    if n <= fit_rows:
+        return pca.fit_transform(np.asarray(features, dtype=np.float32)).astype(np.float32)
+    sample = np.sort(np.random.default_rng(seed).choice(n, size=fit_rows, replace=False))
+    pca.fit(np.asarray(features[sample], dtype=np.float32))
+    return np.concatenate([pca.transform(np.asarray(features[i:i + chunk], dtype=np.float32)).astype(np.float32)
+                           for i in range(0, n, chunk)])
 
 
 def greedy_farthest(features: np.ndarray, budget: int, first: int | None, labelled: np.ndarray,

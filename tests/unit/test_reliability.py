@@ -60,6 +60,21 @@ def test_require_finite_passes_finite_and_rejects_text():
         checks.require_finite(np.array(["a", "b"]), "x")
 
 
+
+@pytest.mark.parametrize("where", [(0, 0), (37, 1), (99, 2)])
+def test_require_finite_checks_every_chunk_of_a_memory_mapped_pool(tmp_path, where):
+    pool = np.lib.format.open_memmap(tmp_path / "pool.npy", mode="w+", dtype=np.float32, shape=(100, 3))
+    pool[:] = 1.0
+    pool.flush()
+    readonly = np.load(tmp_path / "pool.npy", mmap_mode="r")
+    checked = checks.require_finite(readonly, "pool", chunk=30)                 # 10 rows a chunk
+    assert np.shares_memory(checked, readonly)                                  # no copy of the pool
+    pool[where] = np.nan
+    pool.flush()
+    with pytest.raises(ValueError, match=rf"pool hold 1 NaN/inf value\(s\) \(first at \({where[0]}, {where[1]}\)\)"):
+        checks.require_finite(np.load(tmp_path / "pool.npy", mmap_mode="r"), "pool", chunk=30)
+    assert checks.require_finite(np.arange(5), "ints").dtype.kind == "i"       # integers need no check
+
 # ---------------------------------------------------------------- names checked before anything runs
 
 

@@ -121,3 +121,16 @@ def test_selectors_take_features_on_disk(name, tmp_path):
     labelled = np.arange(0, 300, 25)
     np.testing.assert_array_equal(strategies.select(name, mapped, 20, seed=3, labelled=labelled),
                                   strategies.select(name, x, 20, seed=3, labelled=labelled))
+
+
+def test_components_fitted_on_a_sample_keep_every_distance_of_low_rank_features():
+    rng = np.random.default_rng(3)
+    features = (rng.normal(size=(2_000, 8)) @ rng.normal(size=(8, 100))).astype(np.float32)   # rank 8 in 100 dims
+    sample_fit = baselines._components(features, dims=8, seed=0, fit_rows=300, chunk=450)
+    assert sample_fit.shape == (2_000, 8) and sample_fit.dtype == np.float32
+    subset = rng.choice(2_000, size=200, replace=False)
+    np.testing.assert_allclose(cdist(sample_fit[subset], sample_fit[subset]),
+                               cdist(features[subset], features[subset]), rtol=1e-3, atol=1e-2)
+    full_fit = baselines._components(features, dims=8, seed=0)           # 2,000 rows: fitted on all of them
+    np.testing.assert_allclose(cdist(full_fit[subset], full_fit[subset]),
+                               cdist(features[subset], features[subset]), rtol=1e-3, atol=1e-2)
