@@ -143,6 +143,7 @@ def test_04_selection(smoke_runs):
     assert [replay[f"round {k}"]["faithful size"] for k in (1, 2, 3)] == [59, 116, 116]
     assert [replay[f"round {k}"]["from band"] for k in (1, 2, 3)] == [58, 115, 115]
     assert [replay[f"round {k}"]["clean size"] for k in (1, 2, 3)] == [58, 116, 116]
+    assert [replay[f"round {k}"]["clean from band"] for k in (1, 2, 3)] == [57, 115, 115]
     shares = {(row["wt"], row["band_start"]): row["band_share"] for row in r["band_share"]}
     smallest, largest = min(w for w, _ in shares), max(w for w, _ in shares)
     assert all(shares[(smallest, st)] == 1.0 for st in al.selection.PAPER_SCHEDULE.band_starts[::2])
