@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tempfile
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,13 +143,20 @@ def check_parameters(notebook: str | os.PathLike, parameters: Iterable[str], set
         raise ValueError(f"{Path(notebook).name}: {reserved} is set by the runner for each run; leave it out")
 
 
-def _kernel_manager(run_dir: Path) -> type:
+def _kernel_manager(run_dir: Path, socket_dir: str | None = None) -> type:
     """A Jupyter kernel manager whose kernels see ALIQA_RUN_DIR=run_dir, so that `al.record(key, value)`
     without a folder lands in the run's folder (the environment is per kernel, not per process, which
-    keeps runs in threads of one process apart)."""
+    keeps runs in threads of one process apart). With `socket_dir` the kernel talks over local IPC
+    sockets there instead of TCP on localhost (nothing listens on a port, and the kernel does not warn
+    that its TCP traffic is unencrypted)."""
     from jupyter_client import AsyncKernelManager
 
     class RunKernelManager(AsyncKernelManager):
+        def __init__(self, **kw: Any) -> None:
+            super().__init__(**kw)
+            if socket_dir is not None:
+                self.transport, self.ip = "ipc", os.path.join(socket_dir, "kernel")
+
         async def start_kernel(self, **kw: Any) -> None:
             kw["env"] = {**kw.get("env", os.environ), RUN_DIR_ENV: str(run_dir)}
             await super()._async_start_kernel(**kw)
@@ -164,11 +172,14 @@ def execute(notebook: str | os.PathLike, executed: str | os.PathLike, run_dir: s
 
     notebook, run_dir = Path(notebook), Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    with inline_figures():
+    # IPC sockets where the platform has them (POSIX), in a short private folder: a socket path must
+    # stay under about 100 characters, so not inside run_dir
+    sockets = tempfile.TemporaryDirectory(prefix="aliqa-kernel-") if os.name == "posix" else contextlib.nullcontext()
+    with inline_figures(), sockets as socket_dir:
         papermill.execute_notebook(str(notebook), str(executed),
                                    parameters={**absolute_paths(parameters or {}), "OUT_DIR": str(run_dir)},
                                    cwd=str(notebook.parent), progress_bar=progress, kernel_name="python3",
-                                   kernel_manager_class=_kernel_manager(run_dir))
+                                   kernel_manager_class=_kernel_manager(run_dir, socket_dir))
     return Path(executed)
 
 

@@ -34,6 +34,21 @@ def test_record_without_a_folder_lands_in_the_run_folder(tmp_path, monkeypatch):
     assert result.csv.read_text().splitlines()[0] == "SEED,double"
 
 
+
+@pytest.mark.skipif(os.name != "posix", reason="IPC sockets are POSIX only (elsewhere the kernel stays on TCP)")
+def test_kernels_talk_over_private_ipc_sockets_that_are_removed(tmp_path, monkeypatch, capfd):
+    sockets = tmp_path / "tmp"
+    sockets.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(sockets))                  # where the socket folder is made
+    nb = tiny_notebook(tmp_path / "ipc.ipynb", "SEED = 0", f"import os\nprint(sorted(os.listdir({str(sockets)!r})))")
+    run_notebook(nb, tmp_path / "tut", {"SEED": 1})
+    err = capfd.readouterr().err
+    assert "without encryption" not in err                                 # the kernel's TCP warning
+    executed = json.loads((tmp_path / "tut" / "ipc.ipynb").read_text())
+    listed = "".join(executed["cells"][-1]["outputs"][0]["text"])
+    assert listed.startswith("['aliqa-kernel-")                            # the kernel ran with its folder there
+    assert list(sockets.iterdir()) == []                                   # and it is gone afterwards
+
 CACHED = """import time
 import numpy as np
 import aliqa_lib as al
