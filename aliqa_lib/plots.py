@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -27,7 +27,7 @@ def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, ncols: i
             ax.set_title(titles[i], fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=0.8)                                # titles of one row clear of the images above
     return fig
 
 
@@ -82,6 +82,13 @@ def caption(labels: Labels, i: int) -> str:
     kind = str(labels.distortion[i])
     what = kind if kind == "reference" else f"{_short(kind, 16)} L{labels.level[i]}"
     return f"{_short(str(labels.names[i]).split('__')[0], 18)}\n{what}"
+
+
+def file_title(name: str, width: int = 20) -> str:
+    """A file's folder and stem on two lines, each cut to `width` ("flower_c20/jpeg_L4.jpg" -> "flower_c20\njpeg_L4")."""
+    path = PurePosixPath(str(name).replace("\\", "/"))
+    stem = _short(path.stem, width)
+    return f"{_short(path.parent.name, width)}\n{stem}" if path.parent.name else stem
 
 
 def _short(name: str, width: int = 22) -> str:

@@ -312,12 +312,12 @@ def contact_sheet(store: str | os.PathLike, table: pd.DataFrame, which: str = "b
         raise ValueError(f"unknown contact sheet {which!r}; choose from {', '.join(SHEETS)}")
     key, ascending = {"best": ("score", False), "worst": ("score", True), "uncertain": ("uncertainty", False)}[which]
     top = table.sort_values([key, "name"], ascending=[ascending, True], kind="stable").head(n)
-    titles = [f"{plots._short(str(row.name_))}\n{row.score:.2f} ± {row.uncertainty:.2f}"
+    titles = [f"{plots.file_title(row.name_)}\n{row.score:.2f}, sd {row.uncertainty:.3f}"
               for row in top.rename(columns={"name": "name_"}).itertuples()]
     title = {"best": "best predicted quality", "worst": "worst predicted quality",
-             "uncertain": "most uncertain (heads disagree most)"}[which]
+             "uncertain": "most uncertain: the heads disagree most"}[which]
     return plots.image_grid(read_images(store, top.index.to_numpy()), titles, ncols=ncols,
-                            suptitle=f"{title} (score ± uncertainty)")
+                            suptitle=f"{title} (score on 0-1, sd of the three heads)")
 
 
 def contact_sheets(store: str | os.PathLike, table: pd.DataFrame, out_dir: str | os.PathLike, n: int = 12,

@@ -200,6 +200,8 @@ def test_08_your_images(smoke_runs, smoke_folder):
     assert rounds[0]["n_rated_before"] == 0 and rounds[0]["votes_from"].startswith("zero-shot")
     assert rounds[1]["votes_from"].startswith("the three heads trained on 5 rated")
     assert r["n_rated"] == len(picks) and r["n_predictions"] == r["n_images"]
+    predicted = pd.read_csv(run / "predictions.csv")
+    assert r["n_saturated"] == int(((predicted.score > 0.999) | (predicted.score < 0.001)).sum())
     assert len(r["next_batch"]) == preset["ROUND_SIZE"] and not set(r["next_batch"]) & set(picks)
     # the simulated rater: the example folder's known score on 1..5, plus seeded noise, rounded
     truth = pd.read_csv(run / "example_folder.labels.csv").set_index("name")["score"]

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
+from aliqa_lib import plots as al_plots
 from aliqa_lib.data.store import StoreWriter, read_labels
 from aliqa_lib.evaluation import collection
 from aliqa_lib.evaluation.collection import (
@@ -189,3 +190,22 @@ def test_contact_sheets_saved(unlabelled, tmp_path):
     assert sorted(saved) == ["best", "uncertain", "worst"] and all(p.stat().st_size > 0 for p in saved.values())
     with pytest.raises(ValueError, match="unknown contact sheet"):
         collection.contact_sheet(path, table, "middle")
+
+
+def test_contact_sheet_titles_name_folder_file_score_and_sd(unlabelled):
+    path, features, truth = unlabelled
+    ratings = RatingsFile(path)
+    rate(ratings, np.arange(10), truth)
+    table = score_collection(path, ratings, features=features, train=FAST)
+    fig = collection.contact_sheet(path, table, "worst", n=3, ncols=3)
+    worst = table.sort_values(["score", "name"]).head(3)
+    titles = [ax.get_title() for ax in fig.axes[:3]]
+    assert titles == [f"{al_plots.file_title(r.name)}\n{r.score:.2f}, sd {r.uncertainty:.3f}"
+                      for r in worst.itertuples()]
+
+
+@pytest.mark.parametrize("name, title", [("flower_c20/gaussian_noise_L4.jpg", "flower_c20\ngaussian_noise_L4"),
+                                         ("a/b/c.png", "b\nc"), ("x.jpg", "x"), ("d\\e.tif", "d\ne"),
+                                         ("p/" + "n" * 30 + ".jpg", "p\n" + "n" * 9 + "..." + "n" * 8)])
+def test_file_title_puts_folder_and_stem_on_two_lines(name, title):
+    assert al_plots.file_title(name) == title
