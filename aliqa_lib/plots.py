@@ -2,14 +2,81 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from types import MappingProxyType
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from .data.schema import Labels
 from .data.store import read_images
+
+# One colour per selector, the same in every figure that compares selectors (notebooks 04 and 07).
+SELECTOR_COLOURS: Mapping[str, str] = MappingProxyType({
+    "random": "tab:blue", "kcenter": "tab:orange", "typiclust": "tab:green", "al_iqa": "tab:red",
+    "probcover": "tab:purple", "gsx": "tab:brown", "uncertainty": "tab:pink", "content": "tab:olive",
+    "al_iqa_round": "tab:cyan", "full_pool": "black"})
+_SPARE_COLOURS = ("tab:gray", "gold", "navy", "teal", "maroon", "lime")   # for names the table does not list
+
+
+def selector_colours(names: Iterable[str]) -> dict[str, str]:
+    """A colour for each selector name: its SELECTOR_COLOURS entry, else the next spare colour (repeating)."""
+    names = list(dict.fromkeys(names))
+    unknown = [n for n in names if n not in SELECTOR_COLOURS]
+    spare = {n: _SPARE_COLOURS[i % len(_SPARE_COLOURS)] for i, n in enumerate(unknown)}
+    return {n: SELECTOR_COLOURS.get(n) or spare[n] for n in names}
+
+
+def selector_panels(summary: pd.DataFrame, reference: str = "random", marks: pd.DataFrame | None = None,
+                    marks_label: str = "marks", full_pool: float | None = None, ncols: int = 2,
+                    title: str | None = None) -> plt.Figure:
+    """One panel per selector of `summary` (columns selector, budget, mean, ci95, as evaluation.experiments.summarise
+    gives them): its mean with its 95% interval shaded, and `reference` the same way, thinner, in every panel;
+    `marks` (selector, budget, mean): open markers named `marks_label`, e.g. another run's means; `full_pool`: a
+    dashed line. Budgets on a log axis; one legend below the panels."""
+    if reference not in set(summary.selector):
+        raise ValueError(f"the summary has no rows for the reference selector {reference!r}; "
+                         f"it has {sorted(set(summary.selector))}")
+    shown = [s for s in dict.fromkeys(summary.selector) if s != reference]
+    colours = selector_colours([reference, *shown])
+    nrows = max(1, -(-len(shown) // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 2.8 * nrows), sharex=True, sharey=True,
+                             squeeze=False, layout="constrained")
+    budgets = sorted(summary.budget.unique())
+    for ax, name in zip(axes.flat, shown):
+        for sel, lw in ((reference, 1.2), (name, 2.0)):
+            part = summary[summary.selector == sel].sort_values("budget")
+            band = part.ci95.fillna(0)
+            ax.fill_between(part.budget, part["mean"] - band, part["mean"] + band, color=colours[sel], alpha=0.15, lw=0)
+            ax.plot(part.budget, part["mean"], marker="o", ms=4, lw=lw, color=colours[sel], label=sel)
+            if marks is not None:
+                mine = marks[marks.selector == sel]
+                ax.scatter(mine.budget, mine["mean"], s=50, facecolors="none", edgecolors=colours[sel], lw=1.4,
+                           zorder=5)
+        if full_pool is not None:
+            ax.axhline(full_pool, color="k", ls="--", lw=1)
+        ax.set_title(f"{name} against {reference}", fontsize=9)
+        ax.set(xscale="log", xticks=budgets, xticklabels=[f"{b:.0%}" for b in budgets])
+        ax.minorticks_off()
+    for ax in axes.flat[len(shown):]:
+        ax.remove()                                         # no empty panels
+    for ax in axes[:, 0]:
+        ax.set_ylabel("test SRCC")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("labelled share of the pool")
+    handles = [plt.Line2D([], [], color="grey", lw=2, marker="o", ms=4,
+                          label="the panel's selector: mean over seeds (shaded: 95% interval)"),
+               plt.Line2D([], [], color=colours[reference], lw=1.2, marker="o", ms=4, label=f"{reference}, in every panel")]
+    if marks is not None:
+        handles.append(plt.Line2D([], [], ls="none", marker="o", ms=7, mfc="none", mec="grey", label=marks_label))
+    if full_pool is not None:
+        handles.append(plt.Line2D([], [], color="k", ls="--", lw=1, label="full pool"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
 
 
 def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, ncols: int = 6,
@@ -59,6 +126,9 @@ def distortion_grid(path: str | os.PathLike, labels: Labels, content: int | None
             if r == 0:
                 ax.set_xlabel(columns[c], fontsize=8)
                 ax.xaxis.set_label_position("top")
+    shown = str(labels.names[ref_idx[0]]).split("__")[0] if ref_idx.size else f"reference {content}"
+    fig.suptitle(f"{shown} under each distortion type (rows) and level (columns), score above each image",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -72,6 +142,14 @@ def score_ladder(path: str | os.PathLike, labels: Labels, n: int = 12, ncols: in
                      suptitle=f"{labels.attrs['dataset']}: worst to best (raw score)")
     fig.tight_layout(h_pad=1.2)                               # room for two-line titles
     return fig
+
+
+def score_label(labels: Labels) -> str:
+    """Axis label for the raw scores: pseudo-MOS on the embedded dataset, else MOS, with the score range."""
+    given = labels.attrs.get("score_range")               # every store has it; in-memory labels may not
+    lo, hi = given if given is not None else (np.nanmin(labels.mos), np.nanmax(labels.mos))
+    kind = "pseudo-MOS" if labels.attrs.get("dataset") == "synthetic" else "MOS"
+    return f"{kind} ({float(lo):g}\u2013{float(hi):g})"
 
 
 def caption(labels: Labels, i: int) -> str:

@@ -31,6 +31,15 @@ def end_shares(labels: Labels, margin: float = 0.05) -> tuple[float, float]:
     return float(np.mean(q < margin)), float(np.mean(q > 1 - margin))
 
 
+def end_cutoffs(labels: Labels, margin: float = 0.05) -> tuple[float, float]:
+    """The raw scores `margin` of the score range inside its lower and its upper end (1.2 and 4.8 on 1..5)."""
+    if "score_range" not in labels.attrs:
+        raise ValueError(f"{labels.path} has no score_range attribute; prepare the store again with "
+                         "`python -m aliqa_lib prepare`")
+    lo, hi = (float(v) for v in labels.attrs["score_range"])
+    return lo + margin * (hi - lo), hi - margin * (hi - lo)
+
+
 def metric_contributions(labels: Labels) -> pd.DataFrame:
     """Per metric: Spearman with the pseudo-MOS and the mean oriented CDF value per distortion type."""
     if not labels.metrics:
