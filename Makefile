@@ -49,7 +49,7 @@ $(LS_STAMP): $(STAMP)
 	$(PY) -c "from tests.label_studio_server import label_studio_bin, template; template(label_studio_bin(), timeout=1800)"
 	touch $(LS_STAMP)
 
-test-fast: $(STAMP)  ## the unit tier only (under 2 minutes)
+test-fast: $(STAMP)  ## the unit tier only
 	$(PY) -m pytest tests/unit
 
 lint: $(STAMP)  ## ruff over the library, tests, benchmarks and notebooks
