@@ -129,7 +129,7 @@ def distortion_grid(path: str | os.PathLike, labels: Labels, content: int | None
     shown = str(labels.names[ref_idx[0]]).split("__")[0] if ref_idx.size else f"reference {content}"
     fig.suptitle(f"{shown} under each distortion type (rows) and level (columns), score above each image",
                  fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))   # tight_layout leaves no room for the suptitle
     return fig
 
 
