@@ -30,12 +30,12 @@ def selector_colours(names: Iterable[str]) -> dict[str, str]:
 
 
 def selector_panels(summary: pd.DataFrame, reference: str = "random", marks: pd.DataFrame | None = None,
-                    marks_label: str = "marks", full_pool: float | None = None, ncols: int = 2,
-                    title: str | None = None) -> plt.Figure:
+                    marks_label: str = "marks", full_pool: float | None = None, full_pool_label: str = "full pool",
+                    ncols: int = 2, title: str | None = None) -> plt.Figure:
     """One panel per selector of `summary` (columns selector, budget, mean, ci95, as evaluation.experiments.summarise
     gives them): its mean with its 95% interval shaded, and `reference` the same way, thinner, in every panel;
     `marks` (selector, budget, mean): open markers named `marks_label`, e.g. another run's means; `full_pool`: a
-    dashed line. Budgets on a log axis; one legend below the panels."""
+    dashed line named `full_pool_label`. Budgets on a log axis; one legend below the panels."""
     if reference not in set(summary.selector):
         raise ValueError(f"the summary has no rows for the reference selector {reference!r}; "
                          f"it has {sorted(set(summary.selector))}")
@@ -72,7 +72,7 @@ def selector_panels(summary: pd.DataFrame, reference: str = "random", marks: pd.
     if marks is not None:
         handles.append(plt.Line2D([], [], ls="none", marker="o", ms=7, mfc="none", mec="grey", label=marks_label))
     if full_pool is not None:
-        handles.append(plt.Line2D([], [], color="k", ls="--", lw=1, label="full pool"))
+        handles.append(plt.Line2D([], [], color="k", ls="--", lw=1, label=full_pool_label))
     fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)

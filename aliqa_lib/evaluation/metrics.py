@@ -46,7 +46,8 @@ def logistic5(x: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: flo
 
 
 def fit_mapping(pred, mos, fit: str | None) -> Callable[[np.ndarray], np.ndarray]:
-    """Least-squares fit of a monotonic mapping from predictions to scores (None = identity)."""
+    """Least-squares fit of a mapping from predictions to scores (None = identity): logistic4 is monotonic;
+    logistic5 adds a line b4 x, which can make it fall at the edges of the predictions."""
     if fit not in FITS:
         raise ValueError(f"unknown fit {fit!r}; choose from {FITS}")
     pred, mos = _check(pred, mos)
