@@ -84,7 +84,9 @@ def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, ncols: i
     """Show uint8 images (B, H, W, 3) in a grid with optional titles."""
     n = len(images)
     nrows = max(1, int(np.ceil(n / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
+    lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
+    height = (size + 0.15 * lines) * nrows + 0.3                 # room above every row for its titles' lines
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, height), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for i, img in enumerate(images):
@@ -94,7 +96,6 @@ def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, ncols: i
             ax.set_title(titles[i], fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout(h_pad=0.8)                                # titles of one row clear of the images above
     return fig
 
 
@@ -140,7 +141,6 @@ def score_ladder(path: str | os.PathLike, labels: Labels, n: int = 12, ncols: in
     titles = [f"{caption(labels, i)}: {labels.mos[i]:.2f}" for i in picks]
     fig = image_grid(read_images(path, picks), titles, ncols=ncols,
                      suptitle=f"{labels.attrs['dataset']}: worst to best (raw score)")
-    fig.tight_layout(h_pad=1.2)                               # room for two-line titles
     return fig
 
 

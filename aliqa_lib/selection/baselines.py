@@ -118,7 +118,8 @@ def typiclust(features, budget, seed, labelled, max_clusters: int = 500, k: int 
     n_clusters = max(1, min(len(labelled) + budget, max_clusters, n))
     km = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, n_init=1, batch_size=4096)
     cluster = km.fit_predict(feats)
-    x, sq = _as_tensor(feats)
+    x = torch.from_numpy(np.asarray(feats, dtype=np.float64))  # float64: the order of typical points must not
+    sq = (x * x).sum(dim=1)                                    # depend on how many threads summed the products
     typicality = np.zeros(n)
     by_cluster = np.argsort(cluster, kind="stable")           # members of each cluster, ascending positions
     members = np.split(by_cluster, np.cumsum(np.bincount(cluster, minlength=n_clusters))[:-1])
@@ -155,7 +156,15 @@ def _typicality(x: torch.Tensor, sq: torch.Tensor, idx: np.ndarray, k: int, chun
     for i in range(0, len(idx), step):
         d = (sqt[i:i + step, None] - 2 * xt[i:i + step] @ xt.T + sqt[None, :]).clamp_min(0).sqrt()
         out.append(d.topk(kk + 1, largest=False).values[:, 1:].mean(dim=1))
-    return 1.0 / (torch.cat(out).numpy() + 1e-12)
+    typicality = 1.0 / (torch.cat(out).numpy() + 1e-12)
+    return _significant(typicality, 10)
+
+
+def _significant(values: np.ndarray, digits: int) -> np.ndarray:
+    """`values` rounded to `digits` significant digits, so that differences left by the summation order
+    (about 1e-15 in float64) become exact ties, which the stable sorts then break by position."""
+    scale = 10.0 ** (digits - 1 - np.floor(np.log10(np.maximum(np.abs(values), 1e-300))))
+    return np.round(values * scale) / scale
 
 
 def probcover(features, budget, seed, labelled, delta: float | None = None, k: int = 10, chunk: int | None = None,

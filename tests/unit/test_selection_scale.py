@@ -134,3 +134,22 @@ def test_components_fitted_on_a_sample_keep_every_distance_of_low_rank_features(
     full_fit = baselines._components(features, dims=8, seed=0)           # 2,000 rows: fitted on all of them
     np.testing.assert_allclose(cdist(full_fit[subset], full_fit[subset]),
                                cdist(features[subset], features[subset]), rtol=1e-3, atol=1e-2)
+
+
+def test_typicality_does_not_depend_on_the_summation_order():
+    # threads change the order in which products are summed, as permuting the feature columns does;
+    # TypiClust's picks (positions sorted by typicality) must not change with it
+    import torch
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(400, 64))
+
+    def typicality(a: np.ndarray, chunk: int | None = None) -> np.ndarray:
+        t = torch.from_numpy(a)
+        return baselines._typicality(t, (t * t).sum(dim=1), np.arange(len(a)), 20, chunk)
+
+    reference = typicality(x)
+    assert np.array_equal(reference, typicality(x[:, rng.permutation(64)]))
+    assert np.array_equal(reference, typicality(x, chunk=7))
+    d = cdist(x, x)
+    np.testing.assert_allclose(reference, 1 / np.sort(d, axis=1)[:, 1:21].mean(axis=1), rtol=1e-9)
