@@ -31,8 +31,8 @@ BOXES = {
     "train": ((84, 75), 15, 26, "#e3d7f3", "Train 3 heads",
               "[good, bad]\n[clear, unclear]\n[high, low quality]\nvalidation inside\nthe budget"),
 }
-ARROWS = [("pool", "votes", ""), ("pool", "content", ""), ("votes", "band", "rank r_u"),
-          ("content", "borda", "rank r_c"), ("band", "borda", ""), ("borda", "label", "picks"),
+ARROWS = [("pool", "votes", ""), ("pool", "content", ""), ("votes", "band", "r_u"),
+          ("content", "borda", "r_c"), ("band", "borda", ""), ("borda", "label", "picks"),
           ("label", "train", "")]
 
 
