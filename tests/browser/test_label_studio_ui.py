@@ -36,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_a_rater_rates_in_the_browser(tmp_path, server, chromium):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     root = tmp_path / "photos"
     root.mkdir()
@@ -61,14 +61,17 @@ def test_a_rater_rates_in_the_browser(tmp_path, server, chromium):
             page.click("button[type=submit]")
             page.wait_for_load_state("networkidle")
             page.goto(f"{server.url}/projects/{pushed.project}/data?task={task}")
+            # The editor renders, then re-renders once the data manager adds `&tab=1` to the address: a
+            # one-shot count can catch the moment between (CI saw 0 stars), so every check below retries
+            # until it holds or WAIT_MS passes (playwright's expect), and fails with what it saw.
             stars = page.locator("li.ant-rate-star")
-            stars.first.wait_for()
-            assert stars.count() == 5
-            assert page.get_by_text("1 bad · 2 poor · 3 fair · 4 good · 5 excellent").is_visible()
+            expect(stars).to_have_count(5, timeout=WAIT_MS)
+            expect(page.get_by_text("1 bad · 2 poor · 3 fair · 4 good · 5 excellent")).to_be_visible(timeout=WAIT_MS)
             shown = page.locator("img[src^='data:image/jpeg']").first
-            shown.wait_for()
-            assert shown.evaluate("img => img.naturalWidth") == 160          # the photo itself, not the 32-px copy
+            # the photo itself (160 px wide), not the store's 32-px copy
+            expect(shown).to_have_js_property("naturalWidth", 160, timeout=WAIT_MS)
             stars.nth(3).click()
+            expect(page.locator("li.ant-rate-star-full")).to_have_count(4, timeout=WAIT_MS)   # the click took
             page.screenshot(path=str(shots / "label_studio_task.png"))
             page.get_by_role("button", name="Submit").click()
             page.wait_for_load_state("networkidle")
