@@ -6,6 +6,7 @@ small randomly initialised CLIP with the real tokenizer so the whole path runs o
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -63,7 +64,11 @@ def _is_torchscript(path: str) -> bool:
 def read_clip_weights(path: str) -> tuple[dict[str, torch.Tensor], bool]:
     """(state dict, is TorchScript) of a CLIP weights file; plain files load with weights_only=True."""
     if _is_torchscript(path):
-        return dict(torch.jit.load(path, map_location="cpu").state_dict()), True
+        # OpenAI's released CLIP files exist only as TorchScript archives, which nothing but torch.jit.load
+        # reads; its deprecation warning ("switch to torch.export") offers the reader no alternative.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.* is deprecated", category=FutureWarning)
+            return dict(torch.jit.load(path, map_location="cpu").state_dict()), True
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
