@@ -143,12 +143,16 @@ def check_parameters(notebook: str | os.PathLike, parameters: Iterable[str], set
         raise ValueError(f"{Path(notebook).name}: {reserved} is set by the runner for each run; leave it out")
 
 
-def _kernel_manager(run_dir: Path, socket_dir: str | None = None) -> type:
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")   # torch, MKL and numpy's BLAS read these
+
+
+def _kernel_manager(run_dir: Path, socket_dir: str | None = None, threads: int | None = None) -> type:
     """A Jupyter kernel manager whose kernels see ALIQA_RUN_DIR=run_dir, so that `al.record(key, value)`
     without a folder lands in the run's folder (the environment is per kernel, not per process, which
     keeps runs in threads of one process apart). With `socket_dir` the kernel talks over local IPC
     sockets there instead of TCP on localhost (nothing listens on a port, and the kernel does not warn
-    that its TCP traffic is unencrypted)."""
+    that its TCP traffic is unencrypted). With `threads` the kernel's numerical libraries use that many
+    threads (a sweep running several kernels at once gives each its share of the cores)."""
     from jupyter_client import AsyncKernelManager
 
     class RunKernelManager(AsyncKernelManager):
@@ -159,15 +163,18 @@ def _kernel_manager(run_dir: Path, socket_dir: str | None = None) -> type:
 
         async def start_kernel(self, **kw: Any) -> None:
             kw["env"] = {**kw.get("env", os.environ), RUN_DIR_ENV: str(run_dir)}
+            if threads is not None:
+                kw["env"].update({name: str(threads) for name in THREAD_ENV})
             await super()._async_start_kernel(**kw)
 
     return RunKernelManager
 
 
 def execute(notebook: str | os.PathLike, executed: str | os.PathLike, run_dir: str | os.PathLike,
-            parameters: dict[str, Any] | None = None, progress: bool = False) -> Path:
+            parameters: dict[str, Any] | None = None, progress: bool = False, threads: int | None = None) -> Path:
     """Execute `notebook` into `executed` with papermill; OUT_DIR and the default folder of every
-    `al.record` in it are `run_dir`. Parameters are not checked here: callers check them first."""
+    `al.record` in it are `run_dir`; `threads` caps the kernel's math threads (default: the libraries'
+    own, one per core). Parameters are not checked here: callers check them first."""
     import papermill
 
     notebook, run_dir = Path(notebook), Path(run_dir).resolve()
@@ -179,7 +186,7 @@ def execute(notebook: str | os.PathLike, executed: str | os.PathLike, run_dir: s
         papermill.execute_notebook(str(notebook), str(executed),
                                    parameters={**absolute_paths(parameters or {}), "OUT_DIR": str(run_dir)},
                                    cwd=str(notebook.parent), progress_bar=progress, kernel_name="python3",
-                                   kernel_manager_class=_kernel_manager(run_dir, socket_dir))
+                                   kernel_manager_class=_kernel_manager(run_dir, socket_dir, threads))
     return Path(executed)
 
 

@@ -57,11 +57,11 @@ def run_name(params: Mapping[str, Any]) -> str:
     return f"{short}_{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
-def _execute(notebook: str, run_dir: str, params: dict) -> dict:
+def _execute(notebook: str, run_dir: str, params: dict, threads: int | None = None) -> dict:
     """Run one grid point (in a worker process); return its status."""
     run_dir_p = Path(run_dir)
     try:
-        execute(notebook, run_dir_p / Path(notebook).name, run_dir_p, params)
+        execute(notebook, run_dir_p / Path(notebook).name, run_dir_p, params, threads=threads)
     except Exception as err:  # papermill wraps the notebook's exception; keep its last line
         message = str(err).strip().splitlines()
         return dict(ok=False, params=params, error=message[-1] if message else repr(err),
@@ -92,12 +92,23 @@ def dask_executor(address: str) -> Iterator[Executor]:
         client.close()
 
 
+def kernel_threads(workers: int, cores: int | None = None) -> int | None:
+    """Math threads for each of `workers` kernels running at once on this machine's cores (None: one
+    kernel keeps the libraries' default). Without a cap every kernel starts one thread per core, so
+    `workers` kernels would run workers x cores threads on the cores, and OpenMP threads that wait for
+    a busy core spin instead of sleeping."""
+    if workers <= 1:
+        return None
+    return max(1, (cores or os.cpu_count() or 1) // workers)
+
+
 def run_sweep(notebook: str | os.PathLike, grid: Mapping[str, Sequence[Any]], out_dir: str | os.PathLike,
               workers: int = 1, executor: Executor | None = None, progress: bool = True,
               dask_scheduler: str | None = None) -> SweepResult:
     """Execute `notebook` for every grid point into out_dir/runs/<point>/ and write out_dir/results.csv
     (one row per successful point: a column per parameter and per recorded key). The points run in
-    `workers` local processes, or on `executor`, or on the Dask cluster at `dask_scheduler`."""
+    `workers` local processes, each kernel with its share of the cores (kernel_threads), or on
+    `executor`, or on the Dask cluster at `dask_scheduler` (give its workers --nthreads 1)."""
     if dask_scheduler is not None:
         if executor is not None:
             raise ValueError("pass either executor or dask_scheduler, not both")
@@ -114,8 +125,10 @@ def run_sweep(notebook: str | os.PathLike, grid: Mapping[str, Sequence[Any]], ou
     if todo:
         own = executor is None
         pool = executor or ProcessPoolExecutor(max_workers=max(1, workers))
+        threads = kernel_threads(min(workers, len(todo))) if own else None
         try:
-            futures = [pool.submit(_execute, str(notebook), str(out_dir / "runs" / n), p) for n, p in todo.items()]
+            futures = [pool.submit(_execute, str(notebook), str(out_dir / "runs" / n), p, threads)
+                       for n, p in todo.items()]
             for fut in tqdm(as_completed(futures), total=len(futures), desc="sweep", disable=not progress):
                 status = fut.result()
                 if not status["ok"]:

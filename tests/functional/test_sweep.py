@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -57,3 +58,22 @@ def test_python_sweep_with_any_executor(notebook, tmp_path):
     assert sorted(result.table.double) == [6, 8] and result.failed == []
     with pytest.raises(FileNotFoundError):
         sweep.run_sweep(tmp_path / "missing.ipynb", {}, tmp_path / "o")
+
+
+def test_parallel_kernels_share_the_cores(tmp_path):
+    nb = new_notebook()
+    params = new_code_cell("SEED = 0\nOUT_DIR = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, new_code_cell("import os\nimport torch\nimport aliqa_lib as al\n"
+                                      "al.record('omp', os.environ.get('OMP_NUM_THREADS', 'unset'))\n"
+                                      "al.record('torch_threads', torch.get_num_threads())")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "threads.ipynb"
+    nbformat.write(nb, path)
+    share = max(1, (os.cpu_count() or 1) // 2)
+    table = sweep.run_sweep(path, {"SEED": [1, 2]}, tmp_path / "two", workers=2, progress=False).table
+    assert table.torch_threads.tolist() == [share, share] and table.omp.astype(str).tolist() == [str(share)] * 2
+    alone = sweep.run_sweep(path, {"SEED": [1]}, tmp_path / "one", workers=1, progress=False).table
+    assert alone.omp.astype(str).tolist() == [os.environ.get("OMP_NUM_THREADS", "unset")]   # one kernel: left alone
+    assert sweep.kernel_threads(1) is None and sweep.kernel_threads(2, cores=2) == 1
+    assert sweep.kernel_threads(3, cores=16) == 5 and sweep.kernel_threads(8, cores=2) == 1
