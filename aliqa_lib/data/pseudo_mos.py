@@ -7,20 +7,31 @@ scales weigh equally), averaged, and mapped linearly onto [1, 5]. These are NOT 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import piq
-import torch
 from scipy.stats import rankdata
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _piq():
+    """piq, imported where a metric runs: it imports torchvision's models, which alone cost two seconds
+    at every start of the command line and of every notebook kernel that only reads a store."""
+    import piq
+
+    return piq
+
 
 # name -> (piq function on (B, 3, H, W) tensors in [0, 1], higher_is_better)
 METRICS: dict[str, tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], bool]] = {
-    "vif": (lambda x, y: piq.vif_p(x, y, data_range=1.0, reduction="none"), True),
-    "haarpsi": (lambda x, y: piq.haarpsi(x, y, data_range=1.0, reduction="none"), True),
-    "mdsi": (lambda x, y: piq.mdsi(x, y, data_range=1.0, reduction="none"), False),
-    "ms_gmsd": (lambda x, y: piq.multi_scale_gmsd(x, y, data_range=1.0, chromatic=True, reduction="none"), False),
-    "ms_ssim": (lambda x, y: piq.multi_scale_ssim(x, y, data_range=1.0, reduction="none"), True),
-    "fsim": (lambda x, y: piq.fsim(x, y, data_range=1.0, reduction="none"), True),
+    "vif": (lambda x, y: _piq().vif_p(x, y, data_range=1.0, reduction="none"), True),
+    "haarpsi": (lambda x, y: _piq().haarpsi(x, y, data_range=1.0, reduction="none"), True),
+    "mdsi": (lambda x, y: _piq().mdsi(x, y, data_range=1.0, reduction="none"), False),
+    "ms_gmsd": (lambda x, y: _piq().multi_scale_gmsd(x, y, data_range=1.0, chromatic=True, reduction="none"), False),
+    "ms_ssim": (lambda x, y: _piq().multi_scale_ssim(x, y, data_range=1.0, reduction="none"), True),
+    "fsim": (lambda x, y: _piq().fsim(x, y, data_range=1.0, reduction="none"), True),
 }
 # FSIM and MS-SSIM are left out by default: together 4x the cost of the four below for similar ranks.
 DEFAULT_METRICS = ("vif", "haarpsi", "mdsi", "ms_gmsd")
@@ -33,18 +44,20 @@ def check_metrics(names: Sequence[str]) -> None:
         raise ValueError(f"unknown metrics {unknown}; choose from {sorted(METRICS)}")
 
 
-@torch.inference_mode()
 def score_batch(distorted: np.ndarray, reference: np.ndarray, names: Sequence[str] = DEFAULT_METRICS,
                 batch_size: int = 8) -> dict[str, np.ndarray]:
     """Full-reference scores of uint8 images (B, H, W, 3) against references of the same shape."""
+    import torch
+
     check_metrics(names)
-    x = torch.from_numpy(np.ascontiguousarray(distorted)).permute(0, 3, 1, 2).float() / 255.0
-    y = torch.from_numpy(np.ascontiguousarray(reference)).permute(0, 3, 1, 2).float() / 255.0
     out = {}
-    for name in names:
-        fn = METRICS[name][0]
-        parts = [fn(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-        out[name] = torch.cat(parts).double().numpy()
+    with torch.inference_mode():
+        x = torch.from_numpy(np.ascontiguousarray(distorted)).permute(0, 3, 1, 2).float() / 255.0
+        y = torch.from_numpy(np.ascontiguousarray(reference)).permute(0, 3, 1, 2).float() / 255.0
+        for name in names:
+            fn = METRICS[name][0]
+            parts = [fn(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+            out[name] = torch.cat(parts).double().numpy()
     return out
 
 

@@ -48,9 +48,9 @@ def _table(result_csv) -> pd.DataFrame:
 
 
 def test_sweep_on_a_local_dask_cluster_matches_the_local_run(store_notebook, smoke_store, tmp_path):
-    grid = {"SEED": [0, 1, 2], "BUDGET": [4, 8]}
+    grid = {"SEED": [0, 1], "BUDGET": [4, 8]}              # four points: two at a time on each side
     local = sweep.run_sweep(store_notebook, grid, tmp_path / "local", workers=2, progress=False)
-    assert local.failed == [] and len(local.table) == 6
+    assert local.failed == [] and len(local.table) == 4
     labels = read_labels(smoke_store)                               # an independent check of one row
     row = local.table[(local.table.SEED == 1) & (local.table.BUDGET == 8)].iloc[0]
     picks = np.sort(np.random.default_rng(1).choice(len(labels.mos), size=8, replace=False))
@@ -64,7 +64,7 @@ def test_sweep_on_a_local_dask_cluster_matches_the_local_run(store_notebook, smo
                                       executor=client.get_executor(pure=False), progress=False)
             worker_pids = set(client.run(os.getpid).values())
         grid_file = tmp_path / "grid.json"
-        grid_file.write_text(json.dumps(grid))
+        grid_file.write_text(json.dumps({"SEED": [1], "BUDGET": [4, 8]}))    # the command line: two of them
         cli = subprocess.run([sys.executable, "-m", "aliqa_lib", "sweep", str(store_notebook), "--grid", str(grid_file),
                               "--out", str(tmp_path / "cli"), "--dask-scheduler", cluster.scheduler_address],
                              capture_output=True, text=True, timeout=600)
@@ -74,7 +74,8 @@ def test_sweep_on_a_local_dask_cluster_matches_the_local_run(store_notebook, smo
     pd.testing.assert_frame_equal(_table(on_dask.csv), _table(local.csv))
     assert set(pd.read_csv(on_dask.csv).worker_pid) <= worker_pids        # the kernels ran under the Dask workers
     assert cli.returncode == 0, cli.stderr
-    pd.testing.assert_frame_equal(_table(tmp_path / "cli" / "results.csv"), _table(local.csv))
+    pd.testing.assert_frame_equal(_table(tmp_path / "cli" / "results.csv"),
+                                  _table(local.csv).query("SEED == 1").reset_index(drop=True))
 
 
 def test_unreachable_scheduler_is_a_clear_error(store_notebook, tmp_path):
