@@ -316,7 +316,7 @@ class PromptHeads(nn.Module):
         return torch.stack([learner(image_features) for learner in self.learners], dim=1)
 
 
-def clip_features(store_path: str | os.PathLike, bundle: ClipBundle, view: str = "center", batch_size: int = 64,
+def clip_features(store_path: str | os.PathLike, bundle: ClipBundle, view: str = "center", batch_size: int | None = None,
                   device: str = "cpu", crop: int = 224, seed: int = 0, progress: bool = True) -> np.ndarray:
     """Normalised CLIP image embeddings of a store (N, E) or (k, N, E), cached beside it."""
     spec = dict(backbone=f"clip:{bundle.name}", weights=bundle.weights_id)

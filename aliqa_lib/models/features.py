@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -19,6 +21,10 @@ from ..data.torch_dataset import IMAGENET_MEAN, IMAGENET_STD, StoreDataset
 from .backbones import load_backbone
 
 POOLINGS = ("final", "stages")
+# Images per forward pass on CPU when no batch size is given (64 on other devices). EfficientNet-Lite0
+# runs 1.6x faster per image in batches of 16 than of 64 on CPU: a 64-image activation (100 MB) is
+# far above glibc's largest mmap threshold, so every layer maps fresh pages and faults them in.
+CPU_BATCH = 16
 
 
 class QualityFeatures(nn.Module):
@@ -56,12 +62,14 @@ def _parse_view(view: str) -> int:
 
 def extract_features(store_path: str | os.PathLike, backbone: str | nn.Module = defaults.BACKBONE,
                      weights: str | os.PathLike = defaults.BACKBONE_WEIGHTS, view: str = "center",
-                     pooling: str = defaults.POOLING, batch_size: int = 64, num_workers: int = 0,
+                     pooling: str = defaults.POOLING, batch_size: int | None = None, num_workers: int = 0,
                      device: str = "cpu", crop: int = 224, seed: int = 0, progress: bool = True) -> np.ndarray:
     """Features of every image in a store, float32 (N, D) for view="center" or (k, N, D) for "aug<k>".
 
     Cached in <store>.features.h5 under a key of store file, backbone, weights, view and pooling;
-    a later call with the same key reads the cache instead of running the network.
+    a later call with the same key reads the cache instead of running the network. The network runs
+    with its BatchNorms folded into its convolutions (fold_batchnorms), `batch_size` images at a time
+    (None: CPU_BATCH on CPU, 64 on other devices).
     """
     model = load_backbone(backbone, weights) if isinstance(backbone, str) else backbone
     # a loaded timm model is keyed by its architecture, so it shares the cache with the same model by name
@@ -74,7 +82,7 @@ def extract_features(store_path: str | os.PathLike, backbone: str | nn.Module = 
 
 
 def cached_features(store_path: str | os.PathLike, make_encoder: Callable[[], nn.Module], spec: dict,
-                    mean: Sequence[float], std: Sequence[float], view: str = "center", batch_size: int = 64,
+                    mean: Sequence[float], std: Sequence[float], view: str = "center", batch_size: int | None = None,
                     num_workers: int = 0, device: str = "cpu", crop: int = 224, seed: int = 0,
                     progress: bool = True) -> np.ndarray:
     """Run `make_encoder()` over a store's images (normalised with mean/std), cached under `spec` + view."""
@@ -83,6 +91,8 @@ def cached_features(store_path: str | os.PathLike, make_encoder: Callable[[], nn
 
     def compute() -> np.ndarray:
         with _inference_layout(make_encoder(), device) as encoder:
+            probe = torch.randn(2, 3, crop, crop, generator=torch.Generator().manual_seed(0))
+            encoder = fold_batchnorms(encoder, probe.to(device, memory_format=torch.channels_last))
             return _run(encoder, Path(store_path), k, batch_size, num_workers, device, crop, seed, mean, std,
                         progress, f"{spec.get('backbone', 'encoder')} features ({view})")
 
@@ -106,11 +116,82 @@ def _inference_layout(model: nn.Module, device: str):
             model.to(memory_format=torch.contiguous_format)
 
 
+@torch.no_grad()
+def fold_batchnorms(model: nn.Module, probe: torch.Tensor) -> nn.Module:
+    """An inference copy of `model` whose BatchNorms that directly follow a convolution are folded into it.
+
+    Same outputs up to float rounding, with a third less CPU time for EfficientNet (its BatchNorms cost
+    37% of a forward pass on CPU). The pairs are found by running `probe` (a convolution's output must
+    be the BatchNorm's input), and the copy is used only if it gives the same outputs on `probe`;
+    otherwise, and when nothing can be folded (ViTs), `model` itself comes back. torch has the folding
+    arithmetic (fuse_conv_bn_weights) but no finder of pairs in an arbitrary module (torch.fx's fuse
+    cannot see inside timm's BatchNormAct2d), hence the hooks here.
+    """
+    pairs = _conv_bn_pairs(model, probe)
+    if not pairs:
+        return model
+    folded = copy.deepcopy(model)
+    for conv_name, bn_name in pairs:
+        conv, bn = folded.get_submodule(conv_name), folded.get_submodule(bn_name)
+        conv.weight, conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
+                                                      bn.eps, bn.weight, bn.bias)
+        parent, _, attr = bn_name.rpartition(".")
+        setattr(folded.get_submodule(parent), attr, _after_norm(bn))
+    folded = folded.to(memory_format=torch.channels_last).eval()
+    expected, got = model(probe), folded(probe)
+    tolerance = 1e-4 * float(expected.abs().max()) + 1e-6
+    same = expected.shape == got.shape and bool((expected - got).abs().max() <= tolerance)
+    return folded if same else model
+
+
+def _after_norm(bn: nn.Module) -> nn.Module:
+    """What is left of a BatchNorm module once its normalisation lives in the convolution before it."""
+    return nn.Identity() if type(bn) is nn.BatchNorm2d else nn.Sequential(bn.drop, bn.act)
+
+
+def _conv_bn_pairs(model: nn.Module, probe: torch.Tensor) -> list[tuple[str, str]]:
+    """(convolution, BatchNorm) module names where the BatchNorm (eval mode, running statistics, plain or
+    timm's BatchNormAct2d) normalises exactly the output of that convolution, each called once."""
+    from timm.layers import BatchNormAct2d
+
+    outputs: dict[int, tuple[str, torch.Tensor]] = {}
+    calls: dict[str, int] = {}
+    found: list[tuple[str, str]] = []
+
+    def conv_hook(name: str):
+        def hook(_m, _i, out):
+            calls[name] = calls.get(name, 0) + 1
+            outputs[id(out)] = (name, out)          # the tensor is kept, so its id is not reused
+        return hook
+
+    def bn_hook(name: str):
+        def hook(_m, args):
+            calls[name] = calls.get(name, 0) + 1
+            source = outputs.get(id(args[0]))
+            if source is not None and source[1] is args[0]:
+                found.append((source[0], name))
+        return hook
+
+    handles = []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            handles.append(m.register_forward_hook(conv_hook(name)))
+        elif type(m) in (nn.BatchNorm2d, BatchNormAct2d) and not m.training and m.running_mean is not None:
+            handles.append(m.register_forward_pre_hook(bn_hook(name)))
+    try:
+        model(probe)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [(c, b) for c, b in found if calls[c] == 1 and calls[b] == 1]
+
+
 @torch.inference_mode()
-def _run(model: nn.Module, store: Path, k: int, batch_size: int, num_workers: int, device: str, crop: int,
+def _run(model: nn.Module, store: Path, k: int, batch_size: int | None, num_workers: int, device: str, crop: int,
          seed: int, mean: Sequence[float], std: Sequence[float], progress: bool, desc: str) -> np.ndarray:
     """Batched inference over a store for the centre view (k=0) or k augmented views."""
     ds = StoreDataset(store, train=k > 0, crop=crop, mean=mean, std=std, seed=seed)
+    batch_size = batch_size or (CPU_BATCH if torch.device(device).type == "cpu" else 64)
     views = []
     for epoch in range(max(k, 1)):
         ds.set_epoch(epoch)

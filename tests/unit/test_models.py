@@ -103,6 +103,50 @@ def test_feature_extraction_gives_the_backbone_back_unchanged(tmp_path):
     assert all(p.is_contiguous() for p in convs)                  # not left channels_last
 
 
+def _batchnorms(model: torch.nn.Module) -> int:
+    return sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+
+def test_folded_batchnorms_give_the_same_features_and_leave_the_model_alone(lite0):
+    encoder = features.QualityFeatures(lite0, "stages").eval()
+    before = {k: v.clone() for k, v in lite0.state_dict().items()}
+    probe, x = torch.randn(2, 3, 64, 64), torch.randn(3, 3, 96, 96)
+    folded = features.fold_batchnorms(encoder, probe)
+    assert folded is not encoder and _batchnorms(folded) == 0 and _batchnorms(encoder) == 49
+    with torch.inference_mode():
+        expected, got = encoder(x), folded(x)
+    assert got.shape == expected.shape == (3, 2304)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4 * float(expected.abs().max()))
+    assert all(torch.equal(v, before[k]) for k, v in lite0.state_dict().items())   # the caller's model is untouched
+
+
+class _ConvThenBn(torch.nn.Module):
+    def __init__(self, reuse: bool = False, relu_between: bool = False) -> None:
+        super().__init__()
+        self.conv, self.bn, self.reuse, self.relu_between = torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), reuse, relu_between
+        self.bn.running_mean.uniform_(-1, 1)
+        self.bn.running_var.uniform_(0.5, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        z = self.bn(torch.relu(y) if self.relu_between else y)
+        return z + y if self.reuse else z
+
+
+def test_batchnorms_fold_only_where_the_outputs_stay_the_same():
+    probe = torch.randn(2, 3, 8, 8)
+    plain = _ConvThenBn().eval()
+    folded = features.fold_batchnorms(plain, probe)
+    assert isinstance(folded.bn, torch.nn.Identity)
+    torch.testing.assert_close(folded(probe), plain(probe), rtol=1e-5, atol=1e-5)
+    reused = _ConvThenBn(reuse=True).eval()                  # the convolution's output is used again: folding would change it
+    assert features.fold_batchnorms(reused, probe) is reused
+    between = _ConvThenBn(relu_between=True).eval()          # the BatchNorm does not normalise the convolution's output
+    assert features.fold_batchnorms(between, probe) is between
+    training = _ConvThenBn()                                 # batch statistics: nothing to fold
+    assert features.fold_batchnorms(training, probe) is training
+
+
 def test_soft_bce_and_combine_hand_computed():
     p = torch.tensor([[0.8, 0.5, 0.2]])
     y = torch.tensor([0.75])
