@@ -27,8 +27,11 @@ def _luma(x: torch.Tensor) -> torch.Tensor:
 
 
 def _conv(y: torch.Tensor, kernel: list[list[float]]) -> torch.Tensor:
-    k = torch.tensor(kernel, dtype=y.dtype).view(1, 1, len(kernel), len(kernel[0]))
-    return F.conv2d(y, k)
+    """Valid 2-D filtering of (B, 1, H, W) by a small kernel. Run as a depthwise convolution with the batch
+    as channels: the same sums, about 10x faster on CPU than a one-channel conv2d (a slow oneDNN path)."""
+    b = y.shape[0]
+    k = torch.tensor(kernel, dtype=y.dtype).view(1, 1, len(kernel), len(kernel[0])).expand(b, 1, -1, -1)
+    return F.conv2d(y.transpose(0, 1), k, groups=b).transpose(0, 1)
 
 
 def _lab(x: torch.Tensor) -> torch.Tensor:
