@@ -3,7 +3,8 @@
 on a smaller pool in this process; distribution matching of a 2,000-image pool into 50 images.
 
 Targets (selection issue): under 5 s each; k-center O(N x budget) time and O(N) extra memory;
-distillation under 2 minutes. Run: .venv/bin/python benchmarks/bench_selection.py
+distillation under 2 minutes. One distribution-matching step is also timed against how it ran before
+(one 256-image pass in the default memory layout) in the same process. Run: .venv/bin/python benchmarks/bench_selection.py
 """
 from __future__ import annotations
 
@@ -28,6 +29,38 @@ def _run(name: str, queue) -> None:
     selection.select(name, feats, BUDGET, seed=0, **extra)
     elapsed = time.perf_counter() - t0
     queue.put((elapsed, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024))
+
+
+def dm_step_ratio(steps: int = 20) -> None:
+    """A distribution-matching step with distill.embed (channels_last, CHUNK images a pass) against the
+    same step as one 256-image pass in the default layout, same ConvNet, images and gradients."""
+    import copy
+
+    import torch
+
+    from aliqa_lib.selection import distill
+    torch.manual_seed(0)
+    real, syn = torch.randn(256, 3, 32, 32), torch.randn(50, 3, 32, 32)
+    net = distill.convnet(32, 3)
+    plain = copy.deepcopy(net).to(memory_format=torch.contiguous_format)
+
+    def step(embed) -> None:
+        with torch.no_grad():
+            target = embed(real).mean(0)
+        s = syn.clone().requires_grad_(True)
+        ((target - embed(s).mean(0)) ** 2).sum().backward()
+
+    timings = {"before": [], "embed": []}
+    for _ in range(3):                                  # interleaved, best of three
+        for name, embed in (("before", plain), ("embed", lambda x: distill.embed(net, x))):
+            step(embed)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step(embed)
+            timings[name].append((time.perf_counter() - t0) / steps)
+    before, ours = min(timings["before"]), min(timings["embed"])
+    print(f"one distribution-matching step: {before * 1e3:.0f} ms as before, {ours * 1e3:.0f} ms with "
+          f"distill.embed -> {before / ours:.2f}x")
 
 
 def main() -> None:
@@ -57,6 +90,7 @@ def main() -> None:
         t_ours = time.perf_counter() - t0
         print(f"  {label} (4,000 x 128, budget 1,000): {t_theirs:.2f} s vs ours {t_ours:.2f} s -> {t_theirs / t_ours:.1f}x")
 
+    dm_step_ratio()
     from aliqa_lib.data.prepare import prepare
     from aliqa_lib.selection import distill
     with tempfile.TemporaryDirectory() as tmp:
