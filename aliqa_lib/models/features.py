@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .. import defaults
 from ..cache import cached_array
-from ..data.store import validate_store
+from ..data.store import read_labels, validate_store
 from ..data.torch_dataset import IMAGENET_MEAN, IMAGENET_STD, StoreDataset
 from .backbones import load_backbone
 
@@ -63,8 +64,13 @@ def _parse_view(view: str) -> int:
 def extract_features(store_path: str | os.PathLike, backbone: str | nn.Module = defaults.BACKBONE,
                      weights: str | os.PathLike = defaults.BACKBONE_WEIGHTS, view: str = "center",
                      pooling: str = defaults.POOLING, batch_size: int | None = None, num_workers: int = 0,
-                     device: str = "cpu", crop: int = 224, seed: int = 0, progress: bool = True) -> np.ndarray:
+                     device: str = "cpu", crop: int = 224, seed: int = 0, progress: bool = True,
+                     rows: Sequence[int] | None = None) -> np.ndarray:
     """Features of every image in a store, float32 (N, D) for view="center" or (k, N, D) for "aug<k>".
+
+    `rows` computes only those images (say, the labelled ones, the only ones training views are read
+    for); every other row of the result is NaN. An image's crops depend on its position in the store,
+    not on `rows`, so its rows equal those of a run over the whole store.
 
     Cached in <store>.features.h5 under a key of store file, backbone, weights, view and pooling;
     a later call with the same key reads the cache instead of running the network. The network runs
@@ -78,25 +84,46 @@ def extract_features(store_path: str | os.PathLike, backbone: str | nn.Module = 
     spec = dict(backbone=name, weights=getattr(model, "weights_id", os.fspath(weights)), pooling=pooling)
     return cached_features(store_path, lambda: QualityFeatures(model, pooling), spec, IMAGENET_MEAN, IMAGENET_STD,
                            view=view, batch_size=batch_size, num_workers=num_workers, device=device, crop=crop,
-                           seed=seed, progress=progress)
+                           seed=seed, progress=progress, rows=rows)
 
 
 def cached_features(store_path: str | os.PathLike, make_encoder: Callable[[], nn.Module], spec: dict,
                     mean: Sequence[float], std: Sequence[float], view: str = "center", batch_size: int | None = None,
                     num_workers: int = 0, device: str = "cpu", crop: int = 224, seed: int = 0,
-                    progress: bool = True) -> np.ndarray:
-    """Run `make_encoder()` over a store's images (normalised with mean/std), cached under `spec` + view."""
+                    progress: bool = True, rows: Sequence[int] | None = None) -> np.ndarray:
+    """Run `make_encoder()` over a store's images (normalised with mean/std), cached under `spec` + view
+    (+ rows: only those images are computed and cached, the other rows of the result are NaN)."""
     k = _parse_view(view)
     validate_store(store_path)
+    n = len(read_labels(store_path)) if rows is not None else 0
+    picked = None if rows is None else _checked_rows(rows, n, store_path)
+    key = dict(spec, view=view, crop=crop, seed=seed, mean=list(mean), std=list(std))
+    if picked is not None:
+        key["rows"] = hashlib.sha1(picked.tobytes()).hexdigest()
 
     def compute() -> np.ndarray:
         with _inference_layout(make_encoder(), device) as encoder:
             probe = torch.randn(2, 3, crop, crop, generator=torch.Generator().manual_seed(0))
             encoder = fold_batchnorms(encoder, probe.to(device, memory_format=torch.channels_last))
             return _run(encoder, Path(store_path), k, batch_size, num_workers, device, crop, seed, mean, std,
-                        progress, f"{spec.get('backbone', 'encoder')} features ({view})")
+                        progress, f"{spec.get('backbone', 'encoder')} features ({view})", picked)
 
-    return cached_array(store_path, dict(spec, view=view, crop=crop, seed=seed, mean=list(mean), std=list(std)), compute)
+    values = cached_array(store_path, key, compute)
+    if picked is None:
+        return values
+    full = np.full(values.shape[:-2] + (n, values.shape[-1]), np.nan, dtype=values.dtype)
+    full[..., picked, :] = values
+    return full
+
+
+def _checked_rows(rows: Sequence[int], n: int, store_path: str | os.PathLike) -> np.ndarray:
+    """`rows` as sorted unique int64 positions, or ValueError naming the store when one lies outside 0..n-1."""
+    picked = np.unique(np.asarray(rows, dtype=np.int64))
+    if picked.size == 0:
+        raise ValueError("rows is empty: pass the positions of the images to compute, or None for all")
+    if picked[0] < 0 or picked[-1] >= n:
+        raise ValueError(f"rows must lie in 0..{n - 1} for {store_path}, got {picked[0]}..{picked[-1]}")
+    return picked
 
 
 @contextlib.contextmanager
@@ -188,9 +215,10 @@ def _conv_bn_pairs(model: nn.Module, probe: torch.Tensor) -> list[tuple[str, str
 
 @torch.inference_mode()
 def _run(model: nn.Module, store: Path, k: int, batch_size: int | None, num_workers: int, device: str, crop: int,
-         seed: int, mean: Sequence[float], std: Sequence[float], progress: bool, desc: str) -> np.ndarray:
-    """Batched inference over a store for the centre view (k=0) or k augmented views."""
-    ds = StoreDataset(store, train=k > 0, crop=crop, mean=mean, std=std, seed=seed)
+         seed: int, mean: Sequence[float], std: Sequence[float], progress: bool, desc: str,
+         rows: np.ndarray | None = None) -> np.ndarray:
+    """Batched inference over a store (or its `rows`) for the centre view (k=0) or k augmented views."""
+    ds = StoreDataset(store, indices=rows, train=k > 0, crop=crop, mean=mean, std=std, seed=seed)
     batch_size = batch_size or (CPU_BATCH if torch.device(device).type == "cpu" else 64)
     views = []
     for epoch in range(max(k, 1)):

@@ -299,8 +299,11 @@ def train_heads(features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray
     model = make_heads(eval_features.shape[1], seed=config.seed, **(head_kwargs or {}))
     feats = np.asarray(features, dtype=np.float32)
     rows = feats[train_idx] if feats.ndim == 2 else feats[:, train_idx].reshape(-1, feats.shape[-1])
-    model.fit_standardisation(torch.from_numpy(rows))
     val = eval_features[val_idx]
+    if not (np.isfinite(rows).all() and np.isfinite(val).all()):
+        raise ValueError("features of training or validation images are NaN: features extracted for some rows only "
+                         "(extract_features rows=...) must include every training and validation image")
+    model.fit_standardisation(torch.from_numpy(rows))
     return fit(model, feature_batches(features, targets, train_idx, config.batch_size, config.seed),
                lambda: [torch.from_numpy(val)], targets[val_idx], config, progress=progress)
 

@@ -92,6 +92,25 @@ def test_feature_cache_is_reused_and_keyed(lite0, tmp_path, monkeypatch):
         features.extract_features(store, lite0, "bundled", view="sideways", crop=32)
 
 
+def test_views_of_some_rows_equal_those_rows_of_all_and_the_rest_is_nan(lite0, tmp_path):
+    store = tmp_path / "s.h5"
+    tiny_store(store, n=7, size=40)
+    every = features.extract_features(store, lite0, "bundled", view="aug2", crop=32, pooling="final", progress=False)
+    some = features.extract_features(store, lite0, "bundled", view="aug2", crop=32, pooling="final", progress=False,
+                                     rows=[5, 1, 5])
+    assert some.shape == every.shape == (2, 7, 1280)
+    np.testing.assert_allclose(some[:, [1, 5]], every[:, [1, 5]], rtol=1e-5, atol=1e-5)   # the same crops
+    assert np.isnan(np.delete(some, [1, 5], axis=1)).all()
+    other = features.extract_features(store, lite0, "bundled", view="aug2", crop=32, pooling="final", progress=False,
+                                      rows=[2])
+    assert np.isnan(other[:, [1, 5]]).all() and np.isfinite(other[:, 2]).all()   # keyed by its rows
+    with pytest.raises(ValueError, match=r"0\.\.6"):
+        features.extract_features(store, lite0, "bundled", view="aug2", crop=32, rows=[7])
+    with pytest.raises(ValueError, match="NaN"):                 # training on a row never computed is refused
+        training.train_heads(some, np.linspace(0, 1, 7), np.array([1, 2]), np.array([5]), training.TrainConfig(epochs=1),
+                             eval_features=every[0], progress=False)
+
+
 def test_feature_extraction_gives_the_backbone_back_unchanged(tmp_path):
     with pytest.warns(UserWarning, match="RANDOMLY INITIALISED"):
         net = backbones.load_backbone("efficientnet_lite0", "random").train()
