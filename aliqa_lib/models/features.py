@@ -23,7 +23,7 @@ from .backbones import load_backbone
 
 POOLINGS = ("final", "stages")
 # Images per forward pass on CPU when no batch size is given (64 on other devices). EfficientNet-Lite0
-# runs 1.6x faster per image in batches of 16 than of 64 on CPU: a 64-image activation (100 MB) is
+# runs 1.4x faster per image in batches of 16 than of 64 on 2 CPU cores (bench_features.py): a 64-image activation (100 MB) is
 # far above glibc's largest mmap threshold, so every layer maps fresh pages and faults them in.
 CPU_BATCH = 16
 
@@ -147,8 +147,8 @@ def _inference_layout(model: nn.Module, device: str):
 def fold_batchnorms(model: nn.Module, probe: torch.Tensor) -> nn.Module:
     """An inference copy of `model` whose BatchNorms that directly follow a convolution are folded into it.
 
-    Same outputs up to float rounding, with a third less CPU time for EfficientNet (its BatchNorms cost
-    37% of a forward pass on CPU). The pairs are found by running `probe` (a convolution's output must
+    Same outputs up to float rounding, 1.8x faster for EfficientNet-Lite0 on CPU (its BatchNorms took
+    37% of a forward pass; bench_features.py). The pairs are found by running `probe` (a convolution's output must
     be the BatchNorm's input), and the copy is used only if it gives the same outputs on `probe`;
     otherwise, and when nothing can be folded (ViTs), `model` itself comes back. torch has the folding
     arithmetic (fuse_conv_bn_weights) but no finder of pairs in an arbitrary module (torch.fx's fuse
